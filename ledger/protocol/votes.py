@@ -1,0 +1,60 @@
+"""Signed consensus votes and commit certificates (PROTOCOL.md section 4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .canonical import canonical
+from .errors import ProtocolError
+from .keys import SigningKey, verify
+
+PREVOTE = "prevote"
+PRECOMMIT = "precommit"
+
+
+def quorum(validator_count: int) -> int:
+    """Votes needed for more than two thirds: floor(2n/3) + 1."""
+    return 2 * validator_count // 3 + 1
+
+
+def third(validator_count: int) -> int:
+    """Votes that surely include one honest validator: floor(n/3) + 1."""
+    return validator_count // 3 + 1
+
+
+def vote_bytes(vote_type: str, chain_id: str, height: int, round_: int, block_hash: str | None) -> bytes:
+    """The signed bytes of a vote; a nil vote has block_hash null."""
+    return canonical(
+        {"type": vote_type, "chain_id": chain_id, "height": height, "round": round_, "block_hash": block_hash}
+    )
+
+
+def sign_vote(key: SigningKey, vote_type: str, chain_id: str, height: int, round_: int, block_hash: str | None) -> str:
+    return key.sign(vote_bytes(vote_type, chain_id, height, round_, block_hash))
+
+
+def check_certificate(
+    commit: Any, *, chain_id: str, height: int, block_hash: str, validators: list[str] | set[str]
+) -> None:
+    """Raise ProtocolError unless `commit` holds valid precommits of a quorum of `validators`."""
+    if not isinstance(commit, list):
+        raise ProtocolError("bad_certificate", "a commit certificate is a list")
+    members = set(validators)
+    signers: set[str] = set()
+    for i, entry in enumerate(commit):
+        if not isinstance(entry, dict) or set(entry) != {"validator", "round", "signature"}:
+            raise ProtocolError("bad_certificate", f"commit[{i}] has exactly validator, round and signature")
+        validator, round_ = entry["validator"], entry["round"]
+        if validator not in members:
+            raise ProtocolError("bad_certificate", f"commit[{i}] is signed by a non-validator")
+        if validator in signers:
+            raise ProtocolError("bad_certificate", f"commit[{i}] repeats validator {validator[:12]}")
+        if not isinstance(round_, int) or isinstance(round_, bool) or round_ < 0:
+            raise ProtocolError("bad_certificate", f"commit[{i}].round must be a non-negative integer")
+        message = vote_bytes(PRECOMMIT, chain_id, height, round_, block_hash)
+        if not verify(validator, message, entry["signature"]):
+            raise ProtocolError("bad_certificate", f"commit[{i}] has a signature that does not verify")
+        signers.add(validator)
+    needed = quorum(len(members))
+    if len(signers) < needed:
+        raise ProtocolError("bad_certificate", f"{len(signers)} of {len(members)} validators signed; {needed} needed")
