@@ -53,8 +53,8 @@ def _path(index: int, hashes: list[bytes]) -> list[bytes]:
         return []
     split = _largest_power_of_two_below(len(hashes))
     if index < split:
-        return _path(index, hashes[:split]) + [_subtree_root(hashes[split:])]
-    return _path(index - split, hashes[split:]) + [_subtree_root(hashes[:split])]
+        return [*_path(index, hashes[:split]), _subtree_root(hashes[split:])]
+    return [*_path(index - split, hashes[split:]), _subtree_root(hashes[:split])]
 
 
 def verify_inclusion(leaf: bytes, index: int, tree_size: int, path: list[bytes], root: bytes) -> bool:
