@@ -1,0 +1,119 @@
+"""Building and checking blocks: the rules of a valid chain (PROTOCOL.md section 4).
+
+`build_block` is what a proposer does with transactions from its pool;
+`check_block` is what every other node does with a block it receives, in
+consensus or in block sync. Both execute in memory and write nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from consortium.membership import Membership
+from ledger.execution import Execution, StateReader, execute
+from ledger.protocol.blocks import block_hash, check_header_shape, results_hash, validators_hash
+from ledger.protocol.errors import ProtocolError
+from ledger.protocol.merkle import merkle_root_hex
+from ledger.protocol.transactions import SignedTx, parse_envelope
+
+
+@dataclass(frozen=True)
+class ChainTip:
+    """The last committed block (height 0 is the genesis file itself)."""
+
+    chain_id: str
+    height: int
+    hash: str
+    time_ms: int
+
+
+@dataclass
+class Block:
+    header: dict[str, Any]
+    txs: list[SignedTx]
+
+    @property
+    def hash(self) -> str:
+        return block_hash(self.header)
+
+    @property
+    def height(self) -> int:
+        return self.header["height"]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"header": self.header, "txs": [tx.envelope() for tx in self.txs]}
+
+
+def build_block(
+    txs: list[SignedTx],
+    *,
+    tip: ChainTip,
+    membership: Membership,
+    reader: StateReader,
+    proposer: str,
+    time_ms: int,
+) -> tuple[Block, Execution]:
+    height = tip.height + 1
+    run = execute(txs, height=height, membership=membership, reader=reader)
+    header = {
+        "chain_id": tip.chain_id,
+        "height": height,
+        "prev_hash": tip.hash,
+        "time_ms": max(time_ms, tip.time_ms),
+        "proposer": proposer,
+        "tx_count": len(txs),
+        "tx_root": merkle_root_hex([tx.tx_id for tx in txs]),
+        "results_hash": results_hash(run.results),
+        "validators_hash": validators_hash(run.validators),
+    }
+    return Block(header, txs), run
+
+
+def parse_block(wire: Any, *, chain_id: str, verified: Callable[[str], bool] = lambda tx_id: False) -> Block:
+    """Parse a block from the wire, checking shapes and every signature not yet `verified`."""
+    if not isinstance(wire, dict) or set(wire) != {"header", "txs"} or not isinstance(wire["txs"], list):
+        raise ProtocolError("bad_block", "a block has exactly header and txs (a list)")
+    check_header_shape(wire["header"])
+    txs = []
+    for envelope in wire["txs"]:
+        tx = parse_envelope(envelope, chain_id, check_signature=False)
+        if not verified(tx.tx_id):
+            tx = parse_envelope(envelope, chain_id)
+        txs.append(tx)
+    return Block(wire["header"], txs)
+
+
+def check_block(
+    block: Block,
+    *,
+    tip: ChainTip,
+    membership: Membership,
+    reader: StateReader,
+    already_included: Callable[[list[str]], set[str]],
+) -> Execution:
+    """Check that `block` extends `tip` validly and return its execution; ProtocolError if not."""
+    header = block.header
+    _expect(header["chain_id"] == tip.chain_id, "wrong_chain", "block is for another chain")
+    _expect(header["height"] == tip.height + 1, "wrong_height", f"expected height {tip.height + 1}")
+    _expect(header["prev_hash"] == tip.hash, "wrong_parent", "prev_hash is not the last block's hash")
+    _expect(header["time_ms"] >= tip.time_ms, "time_before_parent", "time_ms is before the parent block's")
+    _expect(header["tx_count"] == len(block.txs), "wrong_tx_count", "tx_count does not match the transactions")
+    tx_ids = [tx.tx_id for tx in block.txs]
+    _expect(len(set(tx_ids)) == len(tx_ids), "duplicate_tx", "a transaction appears twice in the block")
+    _expect(not already_included(tx_ids), "replayed_tx", "a transaction is already in an earlier block")
+    _expect(header["tx_root"] == merkle_root_hex(tx_ids), "wrong_tx_root", "tx_root does not match")
+    validators = membership.validators()
+    _expect(header["proposer"] in validators, "wrong_proposer", "proposer is not a validator")
+    _expect(
+        header["validators_hash"] == validators_hash(validators), "wrong_validators", "validators_hash does not match"
+    )
+    run = execute(block.txs, height=tip.height + 1, membership=membership, reader=reader)
+    _expect(header["results_hash"] == results_hash(run.results), "wrong_results", "results_hash does not match")
+    return run
+
+
+def _expect(condition: bool, code: str, detail: str) -> None:
+    if not condition:
+        raise ProtocolError(code, detail)

@@ -1,0 +1,165 @@
+"""Writes to the ledger: starting a chain from genesis and committing blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q
+
+from consortium.membership import Membership
+from consortium.services import load_membership, persist_membership
+from ledger.chain import Block, ChainTip
+from ledger.execution import Execution, StateKey
+from ledger.models import Block as BlockRow
+from ledger.models import Chain, CommitSignature, StateChange, StateEntry, Transaction
+from ledger.protocol.blocks import genesis_hash
+from ledger.protocol.genesis import parse_genesis_text
+
+_BATCH = 500
+
+
+class GenesisMismatch(Exception):
+    pass
+
+
+@dataclass
+class LedgerState:
+    """What the engine needs in memory: the tip and the membership after it."""
+
+    tip: ChainTip
+    membership: Membership
+
+    def advance(self, block: Block, run: Execution) -> None:
+        """Move to the state after `block`, once it is committed."""
+        self.tip = ChainTip(self.tip.chain_id, block.height, block.hash, block.header["time_ms"])
+        self.membership = run.membership
+
+
+def open_chain(genesis_text: bytes) -> LedgerState:
+    """Load the stored chain, first initialising it from `genesis_text` if the database is empty.
+
+    Refuses a database that holds another chain, so a node never mixes two.
+    """
+    genesis = parse_genesis_text(genesis_text)
+    expected = genesis_hash(genesis)
+    with transaction.atomic():
+        chain = Chain.objects.first()
+        if chain is None:
+            Chain.objects.create(chain_id=genesis["chain_id"], genesis_hash=expected, genesis_text=genesis_text)
+            persist_membership(Membership.from_genesis(genesis))
+        elif chain.genesis_hash != expected:
+            raise GenesisMismatch(
+                f"the database holds chain {chain.chain_id!r} with genesis {chain.genesis_hash[:16]}…, "
+                f"not this home's genesis {expected[:16]}…"
+            )
+    return LedgerState(
+        tip=load_tip(genesis["chain_id"], expected, genesis["genesis_time_ms"]), membership=load_membership()
+    )
+
+
+def load_tip(chain_id: str, genesis_digest: str, genesis_time_ms: int) -> ChainTip:
+    last = BlockRow.objects.order_by("-height").only("height", "hash", "time_ms").first()
+    if last is None:
+        return ChainTip(chain_id, 0, genesis_digest, genesis_time_ms)
+    return ChainTip(chain_id, last.height, last.hash, last.time_ms)
+
+
+class DatabaseStateReader:
+    """Reads committed world state for execution."""
+
+    def existing_keys(self, keys: set[StateKey]) -> set[StateKey]:
+        found: set[StateKey] = set()
+        pending = sorted(keys)
+        for start in range(0, len(pending), _BATCH):
+            chunk = pending[start : start + _BATCH]
+            query = Q()
+            for namespace, key in chunk:
+                query |= Q(namespace=namespace, key=key)
+            found.update(StateEntry.objects.filter(query).values_list("namespace", "key"))
+        return found
+
+
+def already_included(tx_ids: list[str]) -> set[str]:
+    """Which of `tx_ids` are already in a committed block (replay protection)."""
+    found: set[str] = set()
+    for start in range(0, len(tx_ids), _BATCH):
+        chunk = tx_ids[start : start + _BATCH]
+        found.update(Transaction.objects.filter(tx_id__in=chunk, block__isnull=False).values_list("tx_id", flat=True))
+    return found
+
+
+def commit_block(block: Block, run: Execution, *, commit: list[dict], round_: int = 0) -> None:
+    """Store a decided block, its certificate, results, state and membership atomically.
+
+    One database transaction: after a crash either all of the block is there
+    or none of it, and the node resumes at the next height.
+    """
+    with transaction.atomic():
+        row = BlockRow.objects.create(hash=block.hash, round=round_, **block.header)
+        CommitSignature.objects.bulk_create(CommitSignature(block=row, **vote) for vote in commit)
+        _store_transactions(row, block, run)
+        _store_state(run)
+        persist_membership(run.membership)
+
+
+def _store_transactions(row: BlockRow, block: Block, run: Execution) -> None:
+    rows = [
+        Transaction(
+            tx_id=tx.tx_id,
+            body=tx.canonical_body.decode("utf-8"),
+            signature=tx.signature,
+            signer=tx.signer,
+            type=tx.type,
+            status=status,
+            code=code,
+            block=row,
+            index=index,
+        )
+        for index, (tx, (_, status, code)) in enumerate(zip(block.txs, run.results, strict=True))
+    ]
+    Transaction.objects.bulk_create(
+        rows,
+        batch_size=_BATCH,
+        update_conflicts=True,
+        unique_fields=["tx_id"],
+        update_fields=["status", "code", "block", "index"],
+    )
+
+
+def _store_state(run: Execution) -> None:
+    StateChange.objects.bulk_create(
+        (
+            StateChange(
+                namespace=w.namespace,
+                key=w.key,
+                op=StateChange.Op.PUT if w.value is not None else StateChange.Op.DELETE,
+                value=w.value,
+                block_height=run.height,
+                tx_index=w.tx_index,
+                tx_id=w.tx_id,
+                signer=w.signer,
+            )
+            for w in run.writes
+        ),
+        batch_size=_BATCH,
+    )
+    finals = run.final_values().values()
+    puts = [
+        StateEntry(namespace=w.namespace, key=w.key, value=w.value, block_height=run.height, tx_id=w.tx_id)
+        for w in finals
+        if w.value is not None
+    ]
+    StateEntry.objects.bulk_create(
+        puts,
+        batch_size=_BATCH,
+        update_conflicts=True,
+        unique_fields=["namespace", "key"],
+        update_fields=["value", "block_height", "tx_id"],
+    )
+    deletes = [(w.namespace, w.key) for w in finals if w.value is None]
+    for start in range(0, len(deletes), _BATCH):
+        query = Q()
+        for namespace, key in deletes[start : start + _BATCH]:
+            query |= Q(namespace=namespace, key=key)
+        StateEntry.objects.filter(query).delete()
