@@ -1,0 +1,125 @@
+"""Admission of submitted transactions into the node's durable pool.
+
+A transaction is admitted only if PROTOCOL.md section 3 "Validity" holds:
+its shape, signature and chain are right, its signer holds the needed role
+in the committed membership, and its tx_id is new. Admission inserts a
+`pending` row and commits it before the API answers 202, so a pending
+transaction survives a crash of the node and still ends committed or rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from consortium.models import MemberKey
+from ledger.models import Transaction
+from ledger.protocol.canonical import loads_strict
+from ledger.protocol.errors import ProtocolError
+from ledger.protocol.transactions import SignedTx, parse_envelope
+
+ROLE_NEEDED = {
+    "state.put": "writer",
+    "state.delete": "writer",
+    "member.add": "admin",
+    "member.revoke": "admin",
+    "gov.propose": "admin",
+    "gov.vote": "admin",
+}
+
+
+class Forbidden(ProtocolError):
+    """The transaction is well formed but its signer may not send it (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    tx_id: str
+    status: str  # pending for a new transaction, or the known one's current status
+    created: bool
+    tx: SignedTx | None = None
+
+
+def admit(envelopes: list[Any], *, chain_id: str) -> list[Admission | ProtocolError]:
+    """Validate and durably pool each envelope; one outcome per envelope, in order."""
+    parsed: list[SignedTx | ProtocolError] = []
+    for envelope in envelopes:
+        try:
+            parsed.append(parse_envelope(envelope, chain_id))
+        except ProtocolError as error:
+            parsed.append(error)
+    txs = [p for p in parsed if isinstance(p, SignedTx)]
+    known = dict(Transaction.objects.filter(tx_id__in=[t.tx_id for t in txs]).values_list("tx_id", "status"))
+    signers = _active_signers({t.signer for t in txs if t.tx_id not in known})
+    outcomes: list[Admission | ProtocolError] = []
+    fresh: dict[str, SignedTx] = {}
+    for item in parsed:
+        outcomes.append(_judge(item, known, signers, fresh))
+    _insert(list(fresh.values()))
+    return outcomes
+
+
+def _judge(
+    item: SignedTx | ProtocolError,
+    known: dict[str, str],
+    signers: dict[str, set[str]],
+    fresh: dict[str, SignedTx],
+) -> Admission | ProtocolError:
+    if isinstance(item, ProtocolError):
+        return item
+    if item.tx_id in known:
+        return Admission(item.tx_id, known[item.tx_id], created=False)
+    if item.tx_id in fresh:  # the same transaction twice in one batch
+        return Admission(item.tx_id, Transaction.Status.PENDING, created=False)
+    roles = signers.get(item.signer)
+    if roles is None:
+        return Forbidden("unknown_signer", "the signer is not an active key of an active organisation")
+    if ROLE_NEEDED[item.type] not in roles:
+        return Forbidden("missing_role", f"{item.type} needs the {ROLE_NEEDED[item.type]} role")
+    fresh[item.tx_id] = item
+    return Admission(item.tx_id, Transaction.Status.PENDING, created=True, tx=item)
+
+
+def _active_signers(keys: set[str]) -> dict[str, set[str]]:
+    """Roles of each active key of an active organisation among `keys`."""
+    rows = MemberKey.objects.filter(key__in=keys, status="active", org__status="active").values_list("key", "roles")
+    return {key: set(roles) for key, roles in rows}
+
+
+def _insert(txs: list[SignedTx]) -> None:
+    if not txs:
+        return
+    rows = [
+        Transaction(
+            tx_id=tx.tx_id,
+            body=tx.canonical_body.decode("utf-8"),
+            signature=tx.signature,
+            signer=tx.signer,
+            type=tx.type,
+        )
+        for tx in txs
+    ]
+    # ignore_conflicts: a concurrent submit of the same tx_id is the same transaction.
+    with transaction.atomic():
+        Transaction.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+
+
+def pending(limit: int, *, exclude: set[str] = frozenset()) -> list[SignedTx]:
+    """The oldest pending transactions, as verified at admission."""
+    rows = (
+        Transaction.objects.filter(status=Transaction.Status.PENDING)
+        .order_by("id")
+        .values_list("tx_id", "body", "signature")[: limit + len(exclude)]
+    )
+    txs = []
+    for tx_id, body, signature in rows:
+        if tx_id in exclude:
+            continue
+        txs.append(SignedTx(loads_strict(body), signature, body.encode("utf-8"), tx_id))
+    return txs[:limit]
+
+
+def pool_size() -> int:
+    return Transaction.objects.filter(status=Transaction.Status.PENDING).count()
