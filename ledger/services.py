@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from consortium.membership import Membership
 from consortium.services import load_membership, persist_membership
@@ -104,62 +105,69 @@ def commit_block(block: Block, run: Execution, *, commit: list[dict], round_: in
 
 
 def _store_transactions(row: BlockRow, block: Block, run: Execution) -> None:
+    # Raw executemany: a block may hold thousands of transactions, and model
+    # instances would cost more than the SQL itself. A pooled (pending) row
+    # for the same tx_id is completed in place.
+    now = timezone.now()
     rows = [
-        Transaction(
-            tx_id=tx.tx_id,
-            body=tx.canonical_body.decode("utf-8"),
-            signature=tx.signature,
-            signer=tx.signer,
-            type=tx.type,
-            status=status,
-            code=code,
-            block=row,
-            index=index,
+        (
+            tx.tx_id,
+            tx.canonical_body.decode("utf-8"),
+            tx.signature,
+            tx.signer,
+            tx.type,
+            status,
+            code,
+            row.height,
+            i,
+            now,
         )
-        for index, (tx, (_, status, code)) in enumerate(zip(block.txs, run.results, strict=True))
+        for i, (tx, (_, status, code)) in enumerate(zip(block.txs, run.results, strict=True))
     ]
-    Transaction.objects.bulk_create(
+    _executemany(
+        f"INSERT INTO {Transaction._meta.db_table} "  # noqa: S608
+        '(tx_id, body, signature, signer, "type", status, code, block_height, "index", received_at) '
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (tx_id) DO UPDATE SET status = EXCLUDED.status, code = EXCLUDED.code, "
+        'block_height = EXCLUDED.block_height, "index" = EXCLUDED."index"',
         rows,
-        batch_size=_BATCH,
-        update_conflicts=True,
-        unique_fields=["tx_id"],
-        update_fields=["status", "code", "block", "index"],
     )
 
 
 def _store_state(run: Execution) -> None:
-    StateChange.objects.bulk_create(
-        (
-            StateChange(
-                namespace=w.namespace,
-                key=w.key,
-                op=StateChange.Op.PUT if w.value is not None else StateChange.Op.DELETE,
-                value=w.value,
-                block_height=run.height,
-                tx_index=w.tx_index,
-                tx_id=w.tx_id,
-                signer=w.signer,
+    _executemany(
+        f"INSERT INTO {StateChange._meta.db_table} "  # noqa: S608
+        '(namespace, "key", op, value, block_height, tx_index, tx_id, signer) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)',
+        [
+            (
+                w.namespace,
+                w.key,
+                "put" if w.value is not None else "delete",
+                w.value,
+                run.height,
+                w.tx_index,
+                w.tx_id,
+                w.signer,
             )
             for w in run.writes
-        ),
-        batch_size=_BATCH,
+        ],
     )
     finals = run.final_values().values()
-    puts = [
-        StateEntry(namespace=w.namespace, key=w.key, value=w.value, block_height=run.height, tx_id=w.tx_id)
-        for w in finals
-        if w.value is not None
-    ]
-    StateEntry.objects.bulk_create(
-        puts,
-        batch_size=_BATCH,
-        update_conflicts=True,
-        unique_fields=["namespace", "key"],
-        update_fields=["value", "block_height", "tx_id"],
+    _executemany(
+        f'INSERT INTO {StateEntry._meta.db_table} (namespace, "key", value, block_height, tx_id) '  # noqa: S608
+        'VALUES (%s, %s, %s, %s, %s) ON CONFLICT (namespace, "key") DO UPDATE SET value = EXCLUDED.value, '
+        "block_height = EXCLUDED.block_height, tx_id = EXCLUDED.tx_id",
+        [(w.namespace, w.key, w.value, run.height, w.tx_id) for w in finals if w.value is not None],
     )
-    deletes = [(w.namespace, w.key) for w in finals if w.value is None]
-    for start in range(0, len(deletes), _BATCH):
-        query = Q()
-        for namespace, key in deletes[start : start + _BATCH]:
-            query |= Q(namespace=namespace, key=key)
-        StateEntry.objects.filter(query).delete()
+    _executemany(
+        f'DELETE FROM {StateEntry._meta.db_table} WHERE namespace = %s AND "key" = %s',  # noqa: S608
+        [(w.namespace, w.key) for w in finals if w.value is None],
+    )
+
+
+def _executemany(sql: str, rows: list[tuple]) -> None:
+    # Table names come from model metadata and values are parameters, so the
+    # f-strings above carry no outside input (ruff S608 is noqa'd for that).
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
