@@ -1,0 +1,167 @@
+"""Serve a node in-process with daphne, and run its engine on the same loop.
+
+One process, one asyncio event loop: daphne runs on twisted's asyncio
+reactor, so the HTTP/WebSocket handlers and the engine share the loop and can
+talk through plain asyncio primitives and the channel layer.
+
+Shutdown on SIGINT/SIGTERM is ours, not twisted's: the engine must finish
+`stop()` (flush, close peer links) before the reactor stops, which twisted's
+own signal handling would not wait for.
+"""
+
+from __future__ import annotations
+
+# Importing daphne.server installs twisted's asyncio reactor. It has to happen
+# before anything imports twisted.internet.reactor, which would otherwise
+# install the default (non-asyncio) reactor. django.setup() already imports it
+# through the daphne app; this import keeps the module correct on its own.
+import daphne.server  # isort:skip
+
+import asyncio
+import logging
+import signal
+from urllib.parse import urlsplit
+
+from daphne.endpoints import build_endpoint_description_strings
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
+from twisted.internet import reactor
+
+from ledger.node.engine import Engine
+from ledger.node.home import NodeHome
+from ledger.node.runtime import set_current_home
+
+logger = logging.getLogger(__name__)
+
+# How long the engine may take to stop before the node exits anyway; a node
+# killed at any moment restarts safely (PROTOCOL.md section 8), so a stuck
+# engine must not keep the process alive forever.
+ENGINE_STOP_TIMEOUT = 15.0
+
+
+class NodeRefused(Exception):
+    """The node cannot start; `message` is one line for the operator."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def check_migrations() -> None:
+    """Refuse to serve a database whose schema is behind the code."""
+    try:
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NodeRefused(f"cannot use the database: {first_line}") from None
+    finally:
+        # The check ran on the main thread's connection; the server reaches the
+        # database from worker threads, so this one would only sit idle.
+        connection.close()
+    if plan:
+        raise NodeRefused(f"the database has {len(plan)} unapplied migrations; run python manage.py migrate")
+
+
+def allow_node_hosts(home: NodeHome) -> None:
+    """Accept requests addressed to the node's own peer url host and bind host.
+
+    Must run before consortium.asgi is imported: Channels' origin validator
+    copies ALLOWED_HOSTS when the application is built.
+    """
+    hosts = [home.host]
+    if home.peer_url and (url_host := urlsplit(home.peer_url).hostname):
+        hosts.append(url_host)
+    # Django compares the Host header's domain part, which keeps the brackets
+    # of an IPv6 literal.
+    extra = [f"[{host}]" if ":" in host else host for host in hosts]
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, *(h for h in extra if h not in settings.ALLOWED_HOSTS)]
+
+
+def display_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class NodeServer:
+    """daphne plus the engine, started and stopped together."""
+
+    def __init__(self, home: NodeHome) -> None:
+        self.home = home
+        self.engine = Engine(home)
+        self.exit_code = 0
+        self._start_task: asyncio.Task[None] | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+
+    def run(self) -> int:
+        """Serve until a signal stops the node; returns the process exit code."""
+        set_current_home(self.home)
+        allow_node_hosts(self.home)
+        from consortium.asgi import application  # only after allow_node_hosts, see there
+
+        server = daphne.server.Server(
+            application,
+            endpoints=build_endpoint_description_strings(host=self.home.host, port=self.home.port),
+            signal_handlers=False,
+            # Peer links live as long as the node; daphne's default closes any
+            # WebSocket after a day.
+            websocket_timeout=-1,
+        )
+        reactor.callWhenRunning(self._on_running)
+        server.run()
+        if not server.listening_addresses:
+            address = display_address(self.home.host, self.home.port)
+            raise NodeRefused(f"cannot listen on {address} (in use, or not an address of this machine)")
+        return self.exit_code
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        # The reactor's own asyncio loop; daphne reaches it the same way.
+        loop: asyncio.AbstractEventLoop = reactor._asyncioEventloop  # type: ignore[attr-defined]
+        return loop
+
+    def _on_running(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(signum, self._request_stop, signum.name)
+        logger.info(
+            "node %s serving http://%s chain %s",
+            self.home.node_key.public_key[:12],
+            display_address(self.home.host, self.home.port),
+            self.home.chain_id,
+        )
+        self._start_task = self._loop.create_task(self._start_engine())
+
+    async def _start_engine(self) -> None:
+        try:
+            await self.engine.start()
+        except Exception:
+            logger.exception("engine failed to start; stopping the node")
+            self.exit_code = 1
+            self._request_stop("engine failure")
+
+    def _request_stop(self, reason: str) -> None:
+        if self._stop_task is not None:
+            logger.info("node already stopping (%s)", reason)
+            return
+        logger.info("node stopping (%s)", reason)
+        self._stop_task = self._loop.create_task(self._stop())
+
+    async def _stop(self) -> None:
+        if self._start_task is not None and not self._start_task.done():
+            self._start_task.cancel()
+        try:
+            await asyncio.wait_for(self.engine.stop(), ENGINE_STOP_TIMEOUT)
+        except TimeoutError:
+            logger.error("engine did not stop within %.0f s; exiting anyway", ENGINE_STOP_TIMEOUT)
+            self.exit_code = 1
+        except Exception:
+            logger.exception("engine failed to stop cleanly")
+            self.exit_code = 1
+        reactor.stop()
+
+
+def serve(home: NodeHome) -> int:
+    """Run the node in this process until SIGINT/SIGTERM; returns the exit code."""
+    for warning in home.warnings:
+        logger.warning("%s", warning)
+    return NodeServer(home).run()
