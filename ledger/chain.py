@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from consortium.membership import Membership
@@ -34,7 +35,7 @@ class Block:
     header: dict[str, Any]
     txs: list[SignedTx]
 
-    @property
+    @cached_property
     def hash(self) -> str:
         return block_hash(self.header)
 
