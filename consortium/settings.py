@@ -8,6 +8,7 @@ layer. See docs/configuration.md for every variable.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import dj_database_url
@@ -96,11 +97,19 @@ else:
     }
 
 REDIS_URL = env_str("REDIS_URL")
+_home_digest = hashlib.sha256(str(HOME_DIR).encode()).hexdigest()[:12]
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 10},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                # One Redis may serve several nodes (a devnet, the test suite):
+                # each node's workers share a prefix derived from its home.
+                "prefix": env_str("CONSORTIUM_CHANNEL_PREFIX", "consortium:" + _home_digest),
+                "capacity": 1500,
+                "expiry": 10,
+            },
         }
     }
 else:
