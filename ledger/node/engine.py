@@ -49,8 +49,9 @@ def _open(home: NodeHome) -> LedgerState:
 
 
 class Engine:
-    def __init__(self, home: NodeHome) -> None:
+    def __init__(self, home: NodeHome, state: LedgerState | None = None) -> None:
         self.home = home
+        self.state = state
         self.core: EngineCore | None = None
         self._thread: threading.Thread | None = None
         self._listener: asyncio.Task | None = None
@@ -59,7 +60,7 @@ class Engine:
     async def start(self) -> None:
         """Open the chain (initialising it from genesis once) and start the engine thread."""
         self._loop = asyncio.get_running_loop()
-        state = await asyncio.to_thread(_open, self.home)
+        state = self.state or await asyncio.to_thread(_open, self.home)
         self.core = EngineCore(
             self.home,
             state,

@@ -31,6 +31,7 @@ from twisted.internet import reactor
 from ledger.node.engine import Engine
 from ledger.node.home import NodeHome
 from ledger.node.runtime import set_current_home
+from ledger.services import GenesisMismatch, LedgerState, open_chain
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,20 @@ def check_migrations() -> None:
         raise NodeRefused(f"the database has {len(plan)} unapplied migrations; run python manage.py migrate")
 
 
+def open_ledger(home: NodeHome) -> LedgerState:
+    """Open (on first start: initialise from genesis) the chain before serving anything.
+
+    No request may arrive before the membership exists, or a valid member's
+    first submission would be refused as coming from an unknown signer.
+    """
+    try:
+        return open_chain(home.genesis_text)
+    except GenesisMismatch as exc:
+        raise NodeRefused(str(exc)) from None
+    finally:
+        connection.close()
+
+
 def allow_node_hosts(home: NodeHome) -> None:
     """Accept requests addressed to the node's own peer url host and bind host.
 
@@ -88,7 +103,7 @@ class NodeServer:
 
     def __init__(self, home: NodeHome) -> None:
         self.home = home
-        self.engine = Engine(home)
+        self.engine = Engine(home, state=open_ledger(home))
         self.exit_code = 0
         self._start_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None

@@ -47,8 +47,12 @@ class SigningLog:
             return
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
-                message = message_from_wire(json.loads(line), chain_id=self.chain_id, verified=lambda tx_id: True)
-            except (ValueError, ProtocolError):
+                data = json.loads(line)
+                if data.get("kind") == "height":  # the height marker written by begin_height
+                    self.height = max(self.height, int(data["height"]))
+                    continue
+                message = message_from_wire(data, chain_id=self.chain_id, verified=lambda tx_id: True)
+            except (ValueError, TypeError, KeyError, AttributeError, ProtocolError):
                 # A torn last line from a crash mid-append: it was never fsynced,
                 # so it was never sent either.
                 logger.warning("ignoring an unreadable line of the signing log")
@@ -90,7 +94,8 @@ class SigningLog:
 
     def _rewrite(self) -> None:
         tmp = self.path.with_suffix(".tmp")
-        text = "".join(json.dumps(message_to_wire(m), separators=(",", ":")) + "\n" for m in self.signed.values())
+        lines = [{"kind": "height", "height": self.height}, *(message_to_wire(m) for m in self.signed.values())]
+        text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, text.encode("utf-8"))
