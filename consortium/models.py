@@ -4,6 +4,9 @@ Nothing here is edited directly. The block executor computes the new state in
 memory (consortium.membership) and `consortium.services.persist_membership`
 writes it in the same database transaction as the block, so these tables
 always describe the state after the last committed block.
+
+`Application` is the one exception: an off-chain request to join, stored by
+this node only (see its docstring).
 """
 
 from __future__ import annotations
@@ -105,3 +108,39 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.org.org_id} {'yes' if self.approve else 'no'} on {self.proposal.proposal_id}"
+
+
+class Application(models.Model):
+    """A prospective organisation's request to join, kept off-chain on this node only.
+
+    Unlike the models above it is not derived from the chain: anyone may submit
+    one at /apply/, and an admin of this node's organisation turns it into a
+    signed `gov.propose org.add` or dismisses it. Its Meta also defines
+    `consortium.govern`, the permission to have this node sign governance
+    transactions with its org_key (see consortium.permissions).
+    """
+
+    class Status(models.TextChoices):
+        NEW = "new"
+        PROPOSED = "proposed"
+        DISMISSED = "dismissed"
+
+    org_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=128)
+    admins = models.JSONField(default=list, help_text="admin public keys (hex)")
+    peers = models.JSONField(default=list, help_text="peer objects as in genesis: node_key, url, validator")
+    contact = models.CharField(max_length=200, blank=True, help_text="how the applicant can be reached")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW, db_index=True)
+    submitted_at = models.DateTimeField(auto_now_add=True)
+    proposal_id = models.CharField(max_length=128, blank=True, help_text="the gov.propose it became, if any")
+
+    class Meta:
+        ordering = ["-submitted_at", "-id"]
+        permissions = [("govern", "Can have this node sign governance transactions with its org key")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.org_id}), {self.status}"
+
+    def as_org(self) -> dict:
+        """The `org` object of the `org.add` proposal this application asks for."""
+        return {"org_id": self.org_id, "name": self.name, "admins": list(self.admins), "peers": list(self.peers)}

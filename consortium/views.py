@@ -1,0 +1,219 @@
+"""The membership pages: approvals, this organisation's members and the public application form.
+
+Who may do what:
+- anyone, without an account, may submit an application at /apply/ (throttled
+  per client IP); it and /login/ are the only pages that need no login;
+- a logged-in user may read the approvals and members pages;
+- only a user with `consortium.govern` (an admin of this node's organisation,
+  see consortium.permissions) sees the buttons and may act; anyone else who
+  POSTs an action gets 403.
+
+Every action signs one transaction with the node's org_key through
+consortium.governance and redirects back with a message naming its tx_id; the
+approvals page then shows that transaction's status as blocks commit it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from consortium import governance
+from consortium.approvals import open_standings, recently_decided, transaction_statuses
+from consortium.forms import ApplicationForm, MemberAddForm, RevokeForm, SuspendForm, VoteForm
+from consortium.models import Application, MemberKey
+from consortium.permissions import GOVERN, can_govern
+from ledger.node.home import NodeHome
+from ledger.pool import Admission
+
+RECENT_TXS = "governance_tx_ids"  # session key: this browser's latest governance transactions
+RECENT_TXS_KEPT = 10
+APPLY_LIMIT = getattr(settings, "CONSORTIUM_APPLY_LIMIT", 5)  # applications per client IP per window
+APPLY_WINDOW_S = getattr(settings, "CONSORTIUM_APPLY_WINDOW_S", 3600)
+
+
+def govern_action(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A POST-only action for org admins: anonymous users go to /login/, others get 403."""
+    return login_required(permission_required(GOVERN, raise_exception=True)(require_POST(view)))
+
+
+# Pages -------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def approvals(request: HttpRequest) -> HttpResponse:
+    context = {
+        "open_proposals": open_standings(),
+        "decided": recently_decided(),
+        "applications": Application.objects.filter(status=Application.Status.NEW),
+        "recent_txs": transaction_statuses(request.session.get(RECENT_TXS, [])),
+        "suspend_form": SuspendForm(),
+        **_signer_context(request),
+    }
+    return render(request, "consortium/approvals.html", context)
+
+
+@require_GET
+@login_required
+def members(request: HttpRequest) -> HttpResponse:
+    return _members_page(request, MemberAddForm())
+
+
+@require_http_methods(["GET", "POST"])
+def apply(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST" and _apply_throttled(request):
+        messages.error(request, "Too many applications from your address; please try again later.")
+        return render(request, "consortium/apply.html", {"form": ApplicationForm(request.POST)}, status=429)
+    form = ApplicationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        application = governance.store_application(org=form.cleaned_data["org"], contact=form.cleaned_data["contact"])
+        _count_application(request)
+        messages.success(request, f"Thank you: the application of {application.org_id} awaits review by the admins.")
+        return redirect("apply")
+    return render(request, "consortium/apply.html", {"form": form}, status=400 if form.is_bound else 200)
+
+
+# Actions -----------------------------------------------------------------
+
+
+@govern_action
+def vote(request: HttpRequest) -> HttpResponse:
+    form = VoteForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, form, "governance-approvals")
+    proposal_id, approve = form.cleaned_data["proposal_id"], form.cleaned_data["approve"]
+    what = f"{'Approval' if approve else 'Rejection'} of {proposal_id}"
+    return _act(request, lambda home: governance.vote(proposal_id=proposal_id, approve=approve, home=home), what)
+
+
+@govern_action
+def propose_admission(request: HttpRequest, pk: int) -> HttpResponse:
+    application = get_object_or_404(Application, pk=pk)
+    what = f"Proposal to admit {application.org_id}"
+    return _act(request, lambda home: governance.propose_admission(application=application, home=home), what)
+
+
+@govern_action
+def dismiss_application(request: HttpRequest, pk: int) -> HttpResponse:
+    application = get_object_or_404(Application, pk=pk)
+    if governance.dismiss_application(application=application):
+        messages.success(request, f"The application of {application.org_id} was dismissed (nothing was signed).")
+    else:
+        messages.error(request, f"The application of {application.org_id} is no longer new.")
+    return redirect("governance-approvals")
+
+
+@govern_action
+def propose_suspension(request: HttpRequest) -> HttpResponse:
+    form = SuspendForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, form, "governance-approvals")
+    org_id = form.cleaned_data["org_id"]
+    what = f"Suspension of {org_id}"
+    return _act(request, lambda home: governance.propose_suspension(org_id=org_id, home=home), what)
+
+
+@govern_action
+def add_member(request: HttpRequest) -> HttpResponse:
+    form = MemberAddForm(request.POST)
+    if not form.is_valid():
+        return _members_page(request, form, status=400)
+    data = form.cleaned_data
+    what = f"Adding member {data['key'][:12]}…"
+    return _act(
+        request,
+        lambda home: governance.add_member(key=data["key"], roles=data["roles"], label=data["label"], home=home),
+        what,
+        back="governance-members",
+    )
+
+
+@govern_action
+def revoke_member(request: HttpRequest) -> HttpResponse:
+    form = RevokeForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, form, "governance-members")
+    key = form.cleaned_data["key"]
+    what = f"Revoking member {key[:12]}…"
+    return _act(request, lambda home: governance.revoke_member(key=key, home=home), what, back="governance-members")
+
+
+# Helpers -----------------------------------------------------------------
+
+
+def _act(
+    request: HttpRequest, action: Callable[[NodeHome], Admission], what: str, back: str = "governance-approvals"
+) -> HttpResponse:
+    try:
+        admission = action(governance.node_home())
+    except governance.GovernanceError as error:
+        messages.error(request, f"{what} was not signed. {error.message}")
+        return redirect(back)
+    remember_transaction(request, admission.tx_id)
+    if admission.created:
+        messages.success(
+            request, f"{what}: transaction {admission.tx_id} is pending; it takes effect once a block commits it."
+        )
+    else:
+        messages.info(request, f"{what}: transaction {admission.tx_id} was already known ({admission.status}).")
+    return redirect(back)
+
+
+def remember_transaction(request: HttpRequest, tx_id: str) -> None:
+    """Keep the tx_id in this browser's session, so the approvals page can show its status."""
+    kept = [tx_id, *(t for t in request.session.get(RECENT_TXS, []) if t != tx_id)]
+    request.session[RECENT_TXS] = kept[:RECENT_TXS_KEPT]
+
+
+def _invalid(request: HttpRequest, form: Any, back: str) -> HttpResponse:
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, error)
+    return redirect(back)
+
+
+def _signer_context(request: HttpRequest) -> dict[str, Any]:
+    """Whether this user may act and this node can sign; never the key itself, only its public half."""
+    context: dict[str, Any] = {"can_govern": can_govern(request.user), "signer": None, "own_org": None}
+    try:
+        home = governance.node_home()
+        context["signer"] = governance.org_key_of(home).public_key
+        context["own_org"] = governance.own_org(home)
+    except governance.GovernanceError as error:
+        context["signing_problem"] = error.message
+    return context
+
+
+def _members_page(request: HttpRequest, form: MemberAddForm, status: int = 200) -> HttpResponse:
+    context = _signer_context(request)
+    keys = MemberKey.objects.filter(org=context["own_org"]) if context["own_org"] else MemberKey.objects.none()
+    context.update({"member_keys": keys, "add_form": form})
+    return render(request, "consortium/members.html", context, status=status)
+
+
+def _apply_key(request: HttpRequest) -> str:
+    # REMOTE_ADDR, not X-Forwarded-For: a client could forge the latter. Behind
+    # a proxy every client shares the proxy's address, so the limit is global.
+    return f"consortium:apply:{request.META.get('REMOTE_ADDR', '')}"
+
+
+def _apply_throttled(request: HttpRequest) -> bool:
+    return cache.get(_apply_key(request), 0) >= APPLY_LIMIT
+
+
+def _count_application(request: HttpRequest) -> None:
+    key = _apply_key(request)
+    cache.add(key, 0, APPLY_WINDOW_S)
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, APPLY_WINDOW_S)

@@ -1,0 +1,29 @@
+"""The browser pages of the membership app, included from consortium.urls at the root."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import path, reverse_lazy
+
+from consortium import views
+
+urlpatterns = [
+    path(
+        "login/",
+        # Until the explorer gives the site a home page, a login lands on the approvals page.
+        auth_views.LoginView.as_view(next_page=reverse_lazy("governance-approvals"), redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(next_page=reverse_lazy("login")), name="logout"),
+    path("apply/", views.apply, name="apply"),
+    path("governance/approvals/", views.approvals, name="governance-approvals"),
+    path("governance/vote/", views.vote, name="governance-vote"),
+    path("governance/suspend/", views.propose_suspension, name="governance-suspend"),
+    path(
+        "governance/applications/<int:pk>/propose/", views.propose_admission, name="governance-propose-admission"
+    ),
+    path("governance/applications/<int:pk>/dismiss/", views.dismiss_application, name="governance-dismiss"),
+    path("governance/members/", views.members, name="governance-members"),
+    path("governance/members/add/", views.add_member, name="governance-member-add"),
+    path("governance/members/revoke/", views.revoke_member, name="governance-member-revoke"),
+]
