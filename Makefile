@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+ORGS ?= 4
 
 .PHONY: setup run test lint test-sqlite test-postgres services bench
 
@@ -19,8 +20,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 setup: $(VENV)/.installed
 
+# The launcher only writes files and starts nodes; each node gets its own
+# secret key file in its home, so this placeholder never signs anything served.
 run: setup
-	$(PY) manage.py devnet --orgs 4 --traffic
+	DJANGO_SECRET_KEY=devnet-launcher $(PY) manage.py devnet --orgs $(ORGS) --traffic
 
 services:
 	bash .ci/services
