@@ -18,6 +18,7 @@ from consortium.models import MemberKey
 from ledger.models import Transaction
 from ledger.protocol.canonical import loads_strict
 from ledger.protocol.errors import ProtocolError
+from ledger.protocol.keys import verify
 from ledger.protocol.transactions import SignedTx, parse_envelope
 
 ROLE_NEEDED = {
@@ -43,15 +44,18 @@ class Admission:
 
 
 def admit(envelopes: list[Any], *, chain_id: str) -> list[Admission | ProtocolError]:
-    """Validate and durably pool each envelope; one outcome per envelope, in order."""
-    parsed: list[SignedTx | ProtocolError] = []
-    for envelope in envelopes:
-        try:
-            parsed.append(parse_envelope(envelope, chain_id))
-        except ProtocolError as error:
-            parsed.append(error)
+    """Validate and durably pool each envelope; one outcome per envelope, in order.
+
+    Signatures are verified after the lookup of known tx ids, so a resubmitted
+    or re-gossiped transaction costs a hash, not an Ed25519 verification,
+    unless it arrives with a different signature than the one stored.
+    """
+    shaped = [_shape(envelope, chain_id) for envelope in envelopes]
+    ids = [p.tx_id for p in shaped if isinstance(p, SignedTx)]
+    stored = {tx_id: (status, sig) for tx_id, status, sig in _known(ids)}
+    parsed = [_verified(p, stored) for p in shaped]
+    known = {tx_id: status for tx_id, (status, _) in stored.items()}
     txs = [p for p in parsed if isinstance(p, SignedTx)]
-    known = dict(Transaction.objects.filter(tx_id__in=[t.tx_id for t in txs]).values_list("tx_id", "status"))
     signers = _active_signers({t.signer for t in txs if t.tx_id not in known})
     outcomes: list[Admission | ProtocolError] = []
     fresh: dict[str, SignedTx] = {}
@@ -59,6 +63,27 @@ def admit(envelopes: list[Any], *, chain_id: str) -> list[Admission | ProtocolEr
         outcomes.append(_judge(item, known, signers, fresh))
     _insert(list(fresh.values()))
     return outcomes
+
+
+def _shape(envelope: Any, chain_id: str) -> SignedTx | ProtocolError:
+    try:
+        return parse_envelope(envelope, chain_id, check_signature=False)
+    except ProtocolError as error:
+        return error
+
+
+def _known(tx_ids: list[str]) -> list[tuple[str, str, str]]:
+    return list(Transaction.objects.filter(tx_id__in=tx_ids).values_list("tx_id", "status", "signature"))
+
+
+def _verified(item: SignedTx | ProtocolError, stored: dict[str, tuple[str, str]]) -> SignedTx | ProtocolError:
+    if isinstance(item, ProtocolError):
+        return item
+    if item.tx_id in stored and stored[item.tx_id][1] == item.signature:
+        return item  # byte-identical to a transaction verified when it was first admitted
+    if not verify(item.signer, item.canonical_body, item.signature):
+        return ProtocolError("bad_signature", "signature does not verify against the signer's key")
+    return item
 
 
 def _judge(
