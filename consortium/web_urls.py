@@ -19,9 +19,7 @@ urlpatterns = [
     path("governance/approvals/", views.approvals, name="governance-approvals"),
     path("governance/vote/", views.vote, name="governance-vote"),
     path("governance/suspend/", views.propose_suspension, name="governance-suspend"),
-    path(
-        "governance/applications/<int:pk>/propose/", views.propose_admission, name="governance-propose-admission"
-    ),
+    path("governance/applications/<int:pk>/propose/", views.propose_admission, name="governance-propose-admission"),
     path("governance/applications/<int:pk>/dismiss/", views.dismiss_application, name="governance-dismiss"),
     path("governance/members/", views.members, name="governance-members"),
     path("governance/members/add/", views.add_member, name="governance-member-add"),
