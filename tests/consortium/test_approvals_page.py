@@ -158,3 +158,17 @@ def test_plain_and_anonymous_users_cannot_propose_a_suspension(plain_client, ano
     assert plain_client.post("/governance/suspend/", {"org_id": "org3"}).status_code == 403
     assert anonymous_client.post("/governance/suspend/", {"org_id": "org3"}).status_code == 302
     assert pending(10) == []
+
+
+def test_a_vote_without_the_csrf_token_is_refused(kit, home, proposal_id):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from consortium.permissions import make_org_admin
+
+    user = get_user_model().objects.create_user("mallory-target")
+    make_org_admin(user)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert client.post(VOTE, {"proposal_id": proposal_id, "approve": "yes"}).status_code == 403
+    assert pending(10) == []
