@@ -3,7 +3,8 @@
 It lives in one thread of its own, so everything it does is plain
 synchronous Django and the consensus machine stays pure. The asyncio side
 (peer links, the channel layer) talks to it only through `inbox`, a
-thread-safe queue, and receives what it must send through `broadcast`.
+thread-safe queue, and receives what it must send through the `Network`
+callbacks.
 
 One height, in order:
 1. a ConsensusMachine is built with the validator set in force after the
@@ -14,6 +15,12 @@ One height, in order:
    chain produces no empty blocks;
 3. the machine's effects are carried out: sign (logged first) and broadcast,
    schedule timeouts, and on a decision commit the block atomically.
+
+Gossip and catch-up (docs/peers.md) are handled here too, because they
+need the same single view of the chain: consensus messages are relayed
+once, the messages of the current height are re-sent to a peer that
+(re)connects or reports fewer of them, and a node that sees a peer ahead
+stops taking part in consensus until block sync has brought it level.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import queue
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import close_old_connections, connections
@@ -33,17 +40,23 @@ from django.db import close_old_connections, connections
 from ledger import pool
 from ledger.chain import Block, build_block, check_block
 from ledger.consensus.machine import Broadcast, ConsensusMachine, Decide, Evidence, ScheduleTimeout, Timeouts
-from ledger.consensus.messages import Proposal, Vote, certificate_entries
+from ledger.consensus.messages import Proposal, Vote, certificate_entries, verify_proposal, verify_vote
 from ledger.execution import Execution
+from ledger.models import Transaction
 from ledger.node.home import NodeHome
 from ledger.node.signlog import SigningLog
-from ledger.node.wire import message_to_wire
+from ledger.node.sync import MAX_BLOCKS_PER_RESPONSE, apply_synced_block, stored_blocks
+from ledger.node.wire import message_from_wire, message_to_wire
 from ledger.protocol.errors import ProtocolError
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
 
 logger = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 1.0  # how often an idle engine looks at the pool without a notification
+STATUS_SECONDS = 1.0  # how often the node tells its peers where it is
+SYNC_RETRY_SECONDS = 3.0  # how long to wait for blocks before asking again
+MAX_FUTURE_MESSAGES = 2000  # messages kept for the next height, so a fast peer is not lost
+TX_GOSSIP_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,33 @@ class Committed:
     time_ms: int
 
 
+@dataclass
+class Network:
+    """How the core reaches peers; the asyncio side provides thread-safe versions."""
+
+    broadcast: Callable[[dict[str, Any]], None] = lambda message: None
+    send: Callable[[str, dict[str, Any]], None] = lambda peer, message: None
+
+
+@dataclass
+class SyncState:
+    target: int = 0  # the highest committed height a peer reported
+    peer: str | None = None
+    asked_at: float = 0.0
+    asked_from: int = 0
+
+    def behind(self, height: int) -> bool:
+        return self.target > height
+
+
+@dataclass
+class HeightLog:
+    """Every valid consensus message of the current height, as sent on the wire."""
+
+    height: int
+    messages: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+
+
 class EngineCore:
     def __init__(
         self,
@@ -65,32 +105,42 @@ class EngineCore:
         *,
         timeouts: Timeouts,
         max_block_txs: int,
-        broadcast: Callable[[dict[str, Any]], None] = lambda wire: None,
+        network: Network | None = None,
         on_commit: Callable[[Committed], None] = lambda committed: None,
     ) -> None:
         self.home = home
         self.state = state
         self.timeouts = timeouts
         self.max_block_txs = max_block_txs
-        self.broadcast = broadcast
+        self.network = network or Network()
         self.on_commit = on_commit
         self.me = home.node_key.public_key
         self.signing = SigningLog(home.path, home.node_key, home.chain_id)
         self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.machine: ConsensusMachine | None = None
+        self.sync = SyncState()
         self._timers: list[tuple[float, int, str, int, int]] = []
         self._sequence = itertools.count()
-        self._local: deque[Vote | Proposal] = deque()
         self._prepared: dict[str, Execution] = {}
+        self._log = HeightLog(0)
+        self._future: list[dict[str, Any]] = []
+        self._started = False
         self._stopping = False
+        self._last_status = 0.0
+        self._gossiped_id = 0
+        self._from_peers: deque[str] = deque(maxlen=20000)
+        self._from_peers_set: set[str] = set()
 
     # ---- called from other threads -------------------------------------
 
     def wake(self) -> None:
         self.inbox.put(("wake", None))
 
-    def deliver(self, message: Vote | Proposal) -> None:
-        self.inbox.put(("message", message))
+    def deliver(self, peer: str, message: dict[str, Any]) -> None:
+        self.inbox.put(("peer", (peer, message)))
+
+    def peer_up(self, peer: str) -> None:
+        self.inbox.put(("peer_up", peer))
 
     def stop(self) -> None:
         self.inbox.put(("stop", None))
@@ -99,15 +149,21 @@ class EngineCore:
 
     def run(self) -> None:
         try:
+            self._gossiped_id = self._last_pool_id()
             while not self._stopping:
                 self._run_height()
         finally:
             connections.close_all()
 
+    @property
+    def height(self) -> int:
+        return self.state.tip.height + 1
+
     def _run_height(self) -> None:
-        height = self.state.tip.height + 1
+        height = self.height
         validators = self.state.membership.validators()
-        self._prepared, self._timers = {}, []
+        self._prepared, self._timers, self._started = {}, [], False
+        self._log = HeightLog(height)
         self.machine = ConsensusMachine(
             chain_id=self.home.chain_id,
             height=height,
@@ -121,43 +177,62 @@ class EngineCore:
         replay = self.signing.begin_height(height) if self.me in validators else []
         for message in replay:
             self._feed(message)
-        started = False
-        while not self._stopping and not self.machine.done:
-            if not started and (replay or self._pool_has_work()):
-                started = True
-                self._carry_out(self.machine.start())
-            kind, payload = self._next_input(started)
-            if kind == "message" and payload.height == height:
-                self._feed(payload)
-                if not started:
-                    started = True
-                    self._carry_out(self.machine.start())
-            elif kind == "timeout":
-                self._carry_out(self.machine.on_timeout(*payload))
-            elif kind == "stop":
-                self._stopping = True
+        future, self._future = self._future, []
+        for wire in future:
+            self._consensus_from_peer(None, wire)
+        while not self._stopping and not self.machine.done and self.height == height:
+            self._maybe_start(bool(replay))
+            self._periodic()
+            kind, payload = self._next_input()
+            self._handle(kind, payload)
+
+    def _maybe_start(self, resuming: bool) -> None:
+        if self._started or self.sync.behind(self.state.tip.height):
+            return  # never vote while catching up
+        if resuming or self._log.messages or self._pool_has_work():
+            self._started = True
+            self._carry_out(self.machine.start())
+
+    def _handle(self, kind: str, payload: Any) -> None:
+        if kind == "timeout":
+            self._carry_out(self.machine.on_timeout(*payload))
+        elif kind == "peer":
+            self._from_peer(*payload)
+        elif kind == "peer_up":
+            self._send_status(payload)
+            self._send_height_log(payload)
+        elif kind == "stop":
+            self._stopping = True
 
     def _pool_has_work(self) -> bool:
         close_old_connections()
         return bool(pool.pending(1))
 
-    def _next_input(self, started: bool) -> tuple[str, Any]:
-        while True:
-            if self._timers and self._timers[0][0] <= time.monotonic():
-                _, _, kind, height, round_ = heapq.heappop(self._timers)
-                return "timeout", (kind, height, round_)
-            wait = self._timers[0][0] - time.monotonic() if self._timers else IDLE_CHECK_SECONDS
-            try:
-                return self.inbox.get(timeout=max(0.0, wait))
-            except queue.Empty:
-                if not started and not self._timers:
-                    return "idle", None
+    def _next_input(self) -> tuple[str, Any]:
+        if self._timers and self._timers[0][0] <= time.monotonic():
+            _, _, kind, height, round_ = heapq.heappop(self._timers)
+            return "timeout", (kind, height, round_)
+        until_timer = self._timers[0][0] - time.monotonic() if self._timers else IDLE_CHECK_SECONDS
+        wait = max(0.0, min(until_timer, STATUS_SECONDS))
+        try:
+            return self.inbox.get(timeout=wait)
+        except queue.Empty:
+            return "idle", None
 
-    # ---- effects -------------------------------------------------------------
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now - self._last_status >= STATUS_SECONDS:
+            self._last_status = now
+            self._send_status(None)
+            self._gossip_transactions()
+            self._ask_for_blocks()
+
+    # ---- consensus effects -------------------------------------------------
 
     def _feed(self, message: Vote | Proposal) -> None:
         if isinstance(message, Proposal) and message.block.header.get("proposer") != message.sender:
             return  # a block must name the validator that proposed it
+        self._log.messages[_message_key(message)] = message_to_wire(message)
         effects = self.machine.on_vote(message) if isinstance(message, Vote) else self.machine.on_proposal(message)
         self._carry_out(effects)
 
@@ -170,7 +245,9 @@ class EngineCore:
                 if signed is None:
                     logger.warning("refused to sign %s: it conflicts with the signing log", effect.intent)
                     continue
-                self.broadcast(message_to_wire(signed))
+                wire = message_to_wire(signed)
+                self._log.messages[_message_key(signed)] = wire
+                self.network.broadcast({"type": "consensus", "message": wire})
                 machine_effects = (
                     self.machine.on_vote(signed) if isinstance(signed, Vote) else self.machine.on_proposal(signed)
                 )
@@ -182,7 +259,10 @@ class EngineCore:
                 self._commit(effect)
             elif isinstance(effect, Evidence):
                 logger.warning(
-                    "equivocation by validator %s at height %s", effect.first.sender[:16], effect.first.height
+                    "equivocation by validator %s at height %s round %s",
+                    effect.first.sender[:16],
+                    effect.first.height,
+                    effect.first.round,
                 )
 
     def _make_block(self) -> Block:
@@ -223,11 +303,187 @@ class EngineCore:
 
     def _commit(self, decision: Decide) -> None:
         block: Block = decision.block
-        run = self._prepared.get(block.hash)
-        if run is None or not self._is_valid(block):
-            raise RuntimeError("a decided block must have been validated")  # the machine checks valid(v)
+        if not self._is_valid(block):  # the machine decides only valid blocks; this cannot fail
+            raise RuntimeError("a decided block must be valid")
         run = self._prepared[block.hash]
         commit_block(block, run, commit=certificate_entries(decision.certificate), round_=decision.round)
         self.state.advance(block, run)
         logger.info("committed block %s with %s transactions in round %s", block.height, len(block.txs), decision.round)
-        self.on_commit(Committed(block.height, block.hash, decision.round, len(block.txs), block.header["time_ms"]))
+        self._announce(block, decision.round)
+
+    def _announce(self, block: Block, round_: int) -> None:
+        self.on_commit(Committed(block.height, block.hash, round_, len(block.txs), block.header["time_ms"]))
+        self._send_status(None)
+
+    # ---- messages from peers -------------------------------------------------
+
+    def _from_peer(self, peer: str, message: Any) -> None:
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        try:
+            if kind == "consensus":
+                self._consensus_from_peer(peer, message.get("message"))
+            elif kind == "status":
+                self._status_from_peer(peer, message)
+            elif kind == "get_blocks":
+                self._serve_blocks(peer, message)
+            elif kind == "blocks":
+                self._blocks_from_peer(peer, message)
+            elif kind == "txs":
+                self._transactions_from_peer(message)
+        except (ProtocolError, KeyError, TypeError, ValueError) as bad:
+            logger.info("dropped a malformed %s message from %s: %s", kind, peer[:12] if peer else "-", bad)
+
+    def _consensus_from_peer(self, peer: str | None, wire: Any) -> None:
+        if not isinstance(wire, dict) or not isinstance(wire.get("height"), int):
+            raise ProtocolError("bad_message", "a consensus message needs a height")
+        height = wire["height"]
+        if height == self.height + 1:
+            if len(self._future) < MAX_FUTURE_MESSAGES:
+                self._future.append(wire)
+            return
+        if height != self.height:
+            return  # stale, or too far ahead to hold: status and block sync cover it
+        message = message_from_wire(wire, chain_id=self.home.chain_id, verified=self._known_transactions(wire))
+        key = _message_key(message)
+        if key in self._log.messages or not self._authentic(message):
+            return
+        self._feed(message)
+        # Relay once: a message one correct node received reaches every correct node.
+        self.network.broadcast({"type": "consensus", "message": wire})
+        self._maybe_start(False)
+
+    def _authentic(self, message: Vote | Proposal) -> bool:
+        if message.sender not in self.machine.validators:
+            return False
+        if isinstance(message, Vote):
+            return verify_vote(self.home.chain_id, message)
+        return verify_proposal(self.home.chain_id, message)
+
+    def _known_transactions(self, wire: dict[str, Any]) -> Callable[[str], bool]:
+        """Transactions already verified at admission need no second signature check."""
+        if wire.get("kind") != "proposal":
+            return lambda tx_id: False
+        close_old_connections()
+        envelopes = wire.get("block", {}).get("txs", []) if isinstance(wire.get("block"), dict) else []
+        from ledger.protocol.transactions import tx_id_of
+
+        ids = []
+        for envelope in envelopes if isinstance(envelopes, list) else []:
+            try:
+                ids.append(tx_id_of(envelope["body"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+        known = set(Transaction.objects.filter(tx_id__in=ids).values_list("tx_id", flat=True))
+        return known.__contains__
+
+    def _status_from_peer(self, peer: str, message: dict[str, Any]) -> None:
+        committed, held = message["height"], message.get("messages", 0)
+        if not isinstance(committed, int) or not isinstance(held, int):
+            raise ProtocolError("bad_message", "status height and messages are integers")
+        if committed > self.sync.target:
+            self.sync.target, self.sync.peer = committed, peer
+        if committed > self.state.tip.height:
+            self._ask_for_blocks()
+        elif committed == self.state.tip.height and held < len(self._log.messages):
+            self._send_height_log(peer)
+
+    def _serve_blocks(self, peer: str, message: dict[str, Any]) -> None:
+        start, count = message["from"], message.get("count", MAX_BLOCKS_PER_RESPONSE)
+        if not isinstance(start, int) or not isinstance(count, int) or start < 1:
+            raise ProtocolError("bad_message", "get_blocks needs integer from >= 1 and count")
+        close_old_connections()
+        entries = stored_blocks(start, count)
+        if entries:
+            self.network.send(peer, {"type": "blocks", "blocks": entries})
+
+    def _blocks_from_peer(self, peer: str, message: dict[str, Any]) -> None:
+        entries = message["blocks"]
+        if not isinstance(entries, list):
+            raise ProtocolError("bad_message", "blocks is a list")
+        close_old_connections()
+        applied = 0
+        for entry in entries:
+            if isinstance(entry, dict) and isinstance(entry.get("block"), dict):
+                header = entry["block"].get("header", {})
+                if isinstance(header, dict) and header.get("height", 0) <= self.state.tip.height:
+                    continue  # already have it
+            block = apply_synced_block(self.state, entry)
+            applied += 1
+            logger.info("block sync: applied block %s of %s from %s", block.height, self.sync.target, peer[:12])
+            self._announce(block, entry["round"])
+        if applied:
+            self.sync.asked_at = 0.0
+            self._ask_for_blocks()
+
+    def _ask_for_blocks(self) -> None:
+        tip = self.state.tip.height
+        if not self.sync.behind(tip) or self.sync.peer is None:
+            return
+        now = time.monotonic()
+        if self.sync.asked_from == tip + 1 and now - self.sync.asked_at < SYNC_RETRY_SECONDS:
+            return
+        self.sync.asked_at, self.sync.asked_from = now, tip + 1
+        self.network.send(self.sync.peer, {"type": "get_blocks", "from": tip + 1, "count": MAX_BLOCKS_PER_RESPONSE})
+
+    def _transactions_from_peer(self, message: dict[str, Any]) -> None:
+        envelopes = message["envelopes"]
+        if not isinstance(envelopes, list) or len(envelopes) > TX_GOSSIP_BATCH * 2:
+            raise ProtocolError("bad_message", "envelopes is a bounded list")
+        close_old_connections()
+        for outcome in pool.admit(envelopes, chain_id=self.home.chain_id):
+            if isinstance(outcome, pool.Admission) and outcome.created:
+                self._remember_from_peer(outcome.tx_id)
+
+    def _remember_from_peer(self, tx_id: str) -> None:
+        if len(self._from_peers) == self._from_peers.maxlen:
+            self._from_peers_set.discard(self._from_peers[0])
+        self._from_peers.append(tx_id)
+        self._from_peers_set.add(tx_id)
+
+    # ---- messages to peers ---------------------------------------------------
+
+    def _send_status(self, peer: str | None) -> None:
+        status = {
+            "type": "status",
+            "height": self.state.tip.height,
+            "round": self.machine.round if self.machine else 0,
+            "messages": len(self._log.messages),
+        }
+        if peer is None:
+            self.network.broadcast(status)
+        else:
+            self.network.send(peer, status)
+
+    def _send_height_log(self, peer: str) -> None:
+        for wire in list(self._log.messages.values()):
+            self.network.send(peer, {"type": "consensus", "message": wire})
+
+    def _last_pool_id(self) -> int:
+        last = Transaction.objects.order_by("-id").values_list("id", flat=True).first()
+        return last or 0
+
+    def _gossip_transactions(self) -> None:
+        """Send transactions this node admitted itself to every peer, in batches."""
+        close_old_connections()
+        rows = (
+            Transaction.objects.filter(id__gt=self._gossiped_id, status=Transaction.Status.PENDING)
+            .order_by("id")
+            .values_list("id", "tx_id", "body", "signature")[:TX_GOSSIP_BATCH]
+        )
+        from ledger.protocol.canonical import loads_strict
+
+        envelopes = []
+        for row_id, tx_id, body, signature in rows:
+            self._gossiped_id = row_id
+            if tx_id not in self._from_peers_set:
+                envelopes.append({"body": loads_strict(body), "signature": signature})
+        if envelopes:
+            self.network.broadcast({"type": "txs", "envelopes": envelopes})
+
+
+def _message_key(message: Vote | Proposal) -> tuple:
+    if isinstance(message, Vote):
+        return ("vote", message.type, message.height, message.round, message.sender, message.block_hash)
+    return ("proposal", message.height, message.round, message.sender, message.block_hash)
