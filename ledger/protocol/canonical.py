@@ -9,12 +9,17 @@ float or a duplicate key never reaches hashing or signing.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import ProtocolError
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 64
+
+# A lone surrogate survives json parsing but cannot be encoded as UTF-8, so it
+# would make canonical() fail long after the value was accepted.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -33,7 +38,11 @@ def check_value(value: Any, depth: int = 0) -> None:
     """Raise ProtocolError unless `value` lies in the canonical value space."""
     if depth > MAX_DEPTH:
         raise ProtocolError("too_deep", f"nesting deeper than {MAX_DEPTH}")
-    if value is None or value is True or value is False or isinstance(value, str):
+    if value is None or value is True or value is False:
+        return
+    if isinstance(value, str):
+        if not value.isascii() and _SURROGATE.search(value):
+            raise ProtocolError("bad_value", "a string holds a lone surrogate, which UTF-8 cannot encode")
         return
     if isinstance(value, int):
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
@@ -89,5 +98,10 @@ def loads_strict(data: bytes | str) -> Any:
         raise ProtocolError("invalid_json", f"invalid JSON: {exc.msg} at position {exc.pos}") from exc
     except RecursionError as exc:
         raise ProtocolError("too_deep", "JSON nesting is too deep") from exc
+    except ProtocolError:
+        raise
+    except ValueError as exc:
+        # int() refuses literals of more than 4300 digits before check_value sees them.
+        raise ProtocolError("integer_out_of_range", "an integer literal is far outside ±(2^53-1)") from exc
     check_value(value)
     return value

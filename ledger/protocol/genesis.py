@@ -86,7 +86,8 @@ def _check_members(members: Any, where: str) -> None:
     for j, member in enumerate(members):
         if not isinstance(member, dict) or set(member) != {"key", "roles", "label"}:
             raise _fail(f"{where}[{j}] has exactly key, roles and label")
-        _check_keys([member["key"]], f"{where}[{j}].key")
+        if not is_hex64(member["key"]):
+            raise _fail(f"{where}[{j}].key must be a public key of 64 lowercase hex characters")
         check_roles(member["roles"], f"{where}[{j}].roles")
         check_label(member["label"], f"{where}[{j}].label")
 

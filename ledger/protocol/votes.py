@@ -45,7 +45,7 @@ def check_certificate(
         if not isinstance(entry, dict) or set(entry) != {"validator", "round", "signature"}:
             raise ProtocolError("bad_certificate", f"commit[{i}] has exactly validator, round and signature")
         validator, round_ = entry["validator"], entry["round"]
-        if validator not in members:
+        if not isinstance(validator, str) or validator not in members:
             raise ProtocolError("bad_certificate", f"commit[{i}] is signed by a non-validator")
         if validator in signers:
             raise ProtocolError("bad_certificate", f"commit[{i}] repeats validator {validator[:12]}")
