@@ -32,6 +32,8 @@ from ledger.node.engine import Engine
 from ledger.node.home import NodeHome
 from ledger.node.runtime import set_current_home
 from ledger.services import GenesisMismatch, LedgerState, open_chain
+from peers.hub import get_hub
+from peers.node import daphne_limits, start_hub
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +123,7 @@ class NodeServer:
             # Peer links live as long as the node; daphne's default closes any
             # WebSocket after a day.
             websocket_timeout=-1,
+            **daphne_limits(),  # peer messages up to CONSORTIUM_PEER_MAX_MESSAGE_BYTES, not daphne's 1 MiB
         )
         reactor.callWhenRunning(self._on_running)
         server.run()
@@ -149,6 +152,8 @@ class NodeServer:
     async def _start_engine(self) -> None:
         try:
             await self.engine.start()
+            assert self.engine.state is not None
+            await start_hub(self.home, self.engine.state)
         except Exception:
             logger.exception("engine failed to start; stopping the node")
             self.exit_code = 1
@@ -164,6 +169,10 @@ class NodeServer:
     async def _stop(self) -> None:
         if self._start_task is not None and not self._start_task.done():
             self._start_task.cancel()
+        try:  # peer links first, so no peer message reaches an engine that is stopping
+            await asyncio.wait_for(get_hub().stop(), ENGINE_STOP_TIMEOUT)
+        except Exception:
+            logger.exception("peer hub failed to stop cleanly")
         try:
             await asyncio.wait_for(self.engine.stop(), ENGINE_STOP_TIMEOUT)
         except TimeoutError:
