@@ -13,16 +13,20 @@ import asyncio
 import contextlib
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections
 
 from ledger.consensus.machine import Timeouts
-from ledger.node.core import Committed, EngineCore
+from ledger.node.core import Committed, EngineCore, Network
 from ledger.node.home import NodeHome
 from ledger.node.notify import ENGINE_GROUP
 from ledger.services import LedgerState, open_chain
+
+if TYPE_CHECKING:
+    from peers.hub import PeerHub
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +60,8 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._listener: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.hub: PeerHub | None = None  # once attach_peers() is called
+        self.network = Network()
 
     async def start(self) -> None:
         """Open the chain (initialising it from genesis once) and start the engine thread."""
@@ -66,12 +72,24 @@ class Engine:
             state,
             timeouts=timeouts_from_settings(),
             max_block_txs=settings.CONSORTIUM_MAX_BLOCK_TXS,
+            network=self.network,
             on_commit=self._committed_from_thread,
         )
+        self.state = state
         self._thread = threading.Thread(target=self.core.run, name="consortium-engine", daemon=True)
         self._thread.start()
         self._listener = asyncio.create_task(self._listen())
         logger.info("engine started at height %s", state.tip.height)
+
+    def attach_peers(self, hub: PeerHub) -> None:
+        """Route peer messages to the core and the core's messages to the peers."""
+        self.hub = hub
+        self.network.broadcast = hub.broadcast_threadsafe
+        self.network.send = hub.send_threadsafe
+        hub.set_handlers(
+            on_message=lambda peer, message: self.core.deliver(peer, message),
+            on_peer_up=lambda peer: self.core.peer_up(peer),
+        )
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -103,6 +121,11 @@ class Engine:
             asyncio.run_coroutine_threadsafe(self._publish(committed), self._loop)
 
     async def _publish(self, committed: Committed) -> None:
+        if self.hub is not None:
+            from peers.node import refresh_from_membership
+
+            # Admitted, suspended or removed organisations change who we link to.
+            refresh_from_membership(self.hub, self.state.membership)
         layer = get_channel_layer()
         if layer is None:
             return

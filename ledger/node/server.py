@@ -153,7 +153,7 @@ class NodeServer:
         try:
             await self.engine.start()
             assert self.engine.state is not None
-            await start_hub(self.home, self.engine.state)
+            self.engine.attach_peers(await start_hub(self.home, self.engine.state))
         except Exception:
             logger.exception("engine failed to start; stopping the node")
             self.exit_code = 1
