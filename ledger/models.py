@@ -146,3 +146,29 @@ class StateChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.op} {self.namespace}/{self.key} @{self.block_height}"
+
+
+class Evidence(models.Model):
+    """Two conflicting messages signed by one validator for one (height, round, kind).
+
+    Either message alone is valid; together they prove equivocation, and
+    anyone can re-check both signatures from what is stored here.
+    """
+
+    height = models.PositiveBigIntegerField()
+    round = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, help_text="proposal, prevote or precommit")
+    validator = models.CharField(max_length=64, db_index=True)
+    first = models.JSONField(help_text="the first signed message, as on the wire")
+    second = models.JSONField(help_text="the conflicting signed message")
+    detected_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["height", "round", "kind", "validator"], name="one_evidence_per_slot")
+        ]
+        ordering = ["-height", "-round"]
+        verbose_name_plural = "evidence"
+
+    def __str__(self) -> str:
+        return f"{self.validator[:12]} equivocated ({self.kind}) at {self.height}/{self.round}"

@@ -42,6 +42,7 @@ from ledger.chain import Block, build_block, check_block
 from ledger.consensus.machine import Broadcast, ConsensusMachine, Decide, Evidence, ScheduleTimeout, Timeouts
 from ledger.consensus.messages import Proposal, Vote, certificate_entries, verify_proposal, verify_vote
 from ledger.execution import Execution
+from ledger.models import Evidence as EvidenceRow
 from ledger.models import Transaction
 from ledger.node.home import NodeHome
 from ledger.node.signlog import SigningLog
@@ -258,12 +259,26 @@ class EngineCore:
             elif isinstance(effect, Decide):
                 self._commit(effect)
             elif isinstance(effect, Evidence):
-                logger.warning(
-                    "equivocation by validator %s at height %s round %s",
-                    effect.first.sender[:16],
-                    effect.first.height,
-                    effect.first.round,
-                )
+                self._record_evidence(effect)
+
+    def _record_evidence(self, evidence: Evidence) -> None:
+        first, second = evidence.first, evidence.second
+        kind = first.type if isinstance(first, Vote) else "proposal"
+        logger.warning(
+            "equivocation: validator %s signed two %s messages at height %s round %s",
+            first.sender[:16],
+            kind,
+            first.height,
+            first.round,
+        )
+        close_old_connections()
+        EvidenceRow.objects.get_or_create(
+            height=first.height,
+            round=first.round,
+            kind=kind,
+            validator=first.sender,
+            defaults={"first": _evidence_wire(first), "second": _evidence_wire(second)},
+        )
 
     def _make_block(self) -> Block:
         height, round_ = self.machine.height, self.machine.round
@@ -481,6 +496,13 @@ class EngineCore:
                 envelopes.append({"body": loads_strict(body), "signature": signature})
         if envelopes:
             self.network.broadcast({"type": "txs", "envelopes": envelopes})
+
+
+def _evidence_wire(message: Vote | Proposal) -> dict[str, Any]:
+    """A signed message as evidence: a proposal's block is replaced by its hash, which is what was signed."""
+    wire = message_to_wire(message)
+    wire.pop("block", None)
+    return wire
 
 
 def _message_key(message: Vote | Proposal) -> tuple:
