@@ -145,24 +145,35 @@ LOGIN_REDIRECT_URL = "/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CONSORTIUM_MAX_BODY_BYTES", 8 * 1024 * 1024)
 
 REST_FRAMEWORK = {
+    # Token first: an anonymous API request is answered 401 with a
+    # "WWW-Authenticate: Token" challenge rather than 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Bodies are parsed like the protocol parses JSON: no floats, NaN or duplicate keys.
+    "DEFAULT_PARSER_CLASSES": ["ledger.api.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "ledger.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         # Submissions per client IP; the signature authenticates, so the IP is
-        # the only identity a throttle can key on before verification.
-        "submit": env_str("CONSORTIUM_SUBMIT_RATE", "6000/min"),
+        # the only identity a throttle can key on before verification. The
+        # default is generous so benchmarks are not throttled (docs/api.md).
+        "submit": env_str("CONSORTIUM_SUBMIT_RATE", "100000/min"),
     },
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Consortium node API",
-    "DESCRIPTION": "The REST API of a Consortium node (PROTOCOL.md section 6).",
+    "DESCRIPTION": "The REST API of a Consortium node (PROTOCOL.md section 6; docs/api.md).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema is a GET like any other: it needs a logged-in user or a token.
+    "SERVE_PERMISSIONS": ["ledger.api.permissions.IsLedgerReader"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # Consensus timeouts in seconds: timeout(r) = base + r * delta (docs/consensus.md).

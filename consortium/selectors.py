@@ -1,0 +1,49 @@
+"""Reads of the membership projection for the REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from consortium.models import MemberKey, Organisation, Peer
+
+
+def _organisations() -> QuerySet[Organisation]:
+    return Organisation.objects.order_by("org_id").prefetch_related(
+        Prefetch("member_keys", queryset=MemberKey.objects.order_by("added_height", "key")),
+        Prefetch("peers", queryset=Peer.objects.order_by("node_key")),
+    )
+
+
+def org_list() -> list[dict[str, Any]]:
+    return [_as_dict(org) for org in _organisations()]
+
+
+def org_detail(org_id: str) -> dict[str, Any] | None:
+    org = _organisations().filter(org_id=org_id).first()
+    return None if org is None else _as_dict(org)
+
+
+def _as_dict(org: Organisation) -> dict[str, Any]:
+    keys = list(org.member_keys.all())
+    return {
+        "org_id": org.org_id,
+        "name": org.name,
+        "status": org.status,
+        "joined_height": org.joined_height,
+        "status_height": org.status_height,
+        "admins": [k.key for k in keys if "admin" in k.roles and k.status == MemberKey.Status.ACTIVE],
+        "members": [
+            {
+                "key": k.key,
+                "roles": list(k.roles),
+                "status": k.status,
+                "label": k.label,
+                "added_height": k.added_height,
+                "revoked_height": k.revoked_height,
+            }
+            for k in keys
+        ],
+        "peers": [{"node_key": p.node_key, "url": p.url, "validator": p.validator} for p in org.peers.all()],
+    }

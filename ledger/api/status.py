@@ -1,0 +1,57 @@
+"""The node at a glance, and the genesis file it runs."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ledger import selectors
+from ledger.api import params
+from ledger.api.base import ReadApi
+from ledger.api.serializers import responses
+
+
+class PeerStatusSerializer(serializers.Serializer):
+    node_key = serializers.CharField()
+    org_id = serializers.CharField()
+    url = serializers.CharField()
+    validator = serializers.BooleanField()
+    connected = serializers.BooleanField(help_text="not yet reported by the web worker: always false")
+
+
+class StatusApi(ReadApi):
+    """This node's chain, key, height, validators, peers and pool size."""
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "NodeStatus"
+
+        chain_id = serializers.CharField(allow_null=True)
+        node_key = serializers.CharField(allow_null=True, help_text="this node's public key; null if unknown")
+        height = serializers.IntegerField()
+        latest_hash = serializers.CharField(allow_null=True, help_text="at height 0, the genesis hash")
+        validators = serializers.ListField(child=serializers.CharField())
+        peers = PeerStatusSerializer(many=True)
+        pool_size = serializers.IntegerField()
+
+    @extend_schema(operation_id="get_status", responses=responses({200: OutputSerializer}))
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(selectors.node_status()).data)
+
+
+class GenesisApi(ReadApi):
+    """The genesis file exactly as stored."""
+
+    @extend_schema(
+        operation_id="get_genesis",
+        responses=responses({200: OpenApiResponse(OpenApiTypes.OBJECT, description="the genesis file, byte for byte")}),
+    )
+    def get(self, request: Request) -> HttpResponse:
+        text = selectors.genesis_text()
+        if text is None:
+            raise params.not_found("genesis: this node has no chain yet")
+        return HttpResponse(text, content_type="application/json")

@@ -1,0 +1,169 @@
+"""Reads of the ledger for the REST API: plain dicts, one indexed query each where possible.
+
+Every function here takes already validated arguments (the API checks ids and
+names first), so a query never sees a value the database would refuse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+
+from consortium.models import Peer
+from ledger.models import Block, Chain, StateChange, StateEntry, Transaction
+from ledger.protocol.canonical import loads_strict
+from ledger.protocol.errors import ProtocolError
+from ledger.protocol.keys import read_key_file
+from ledger.protocol.merkle import audit_path
+
+_chain_id: str | None = None
+
+
+def chain_id() -> str | None:
+    """The id of the chain this database holds; read once per process, since it never changes."""
+    global _chain_id  # one process serves one chain
+    if _chain_id is None:
+        _chain_id = Chain.objects.values_list("chain_id", flat=True).first()
+    return _chain_id
+
+
+def forget_chain_id() -> None:
+    """Drop the cached chain id (tests that build several chains in one process)."""
+    global _chain_id
+    _chain_id = None
+
+
+def node_public_key() -> str | None:
+    """This node's public key: from the loaded home, else from the home folder's node_key file."""
+    try:
+        from ledger.node.runtime import NoHomeLoaded, current_home
+    except ImportError:  # the runtime module is optional for a node without an engine
+        return _node_key_from_settings()
+    try:
+        return current_home().node_key.public_key
+    except NoHomeLoaded:
+        return _node_key_from_settings()
+
+
+def _node_key_from_settings() -> str | None:
+    try:
+        return read_key_file(settings.HOME_DIR / "node_key").public_key
+    except ProtocolError:  # no home on this machine (or a key file we may not trust): say so with null
+        return None
+
+
+def genesis_text() -> bytes | None:
+    text = Chain.objects.values_list("genesis_text", flat=True).first()
+    return None if text is None else bytes(text)
+
+
+def transaction_record(tx_id: str) -> dict[str, Any] | None:
+    row = Transaction.objects.filter(tx_id=tx_id).first()
+    if row is None:
+        return None
+    return {
+        "tx_id": row.tx_id,
+        "status": row.status,
+        "code": row.code or None,
+        "block_height": row.block_id,
+        "index": row.index,
+        "body": loads_strict(row.body),
+        "signature": row.signature,
+    }
+
+
+def block_tx_ids(height: int) -> list[str]:
+    """The tx ids of block `height` in index order: the leaves of its tx_root."""
+    return list(Transaction.objects.filter(block_id=height).order_by("index").values_list("tx_id", flat=True))
+
+
+def transaction_proof(tx_id: str) -> dict[str, Any] | None:
+    """An inclusion proof of a transaction in its block's tx_root; None if unknown or still pending."""
+    row = Transaction.objects.filter(tx_id=tx_id, block__isnull=False).select_related("block").first()
+    if row is None or row.index is None:
+        return None
+    leaves = [bytes.fromhex(leaf) for leaf in block_tx_ids(row.block_id)]
+    return {
+        "tx_id": row.tx_id,
+        "block_height": row.block_id,
+        "index": row.index,
+        "tree_size": len(leaves),
+        "tx_root": row.block.tx_root,
+        "path": [sibling.hex() for sibling in audit_path(leaves, row.index)],
+    }
+
+
+BLOCK_SUMMARY = ("height", "hash", "prev_hash", "time_ms", "proposer", "tx_count")
+
+
+def blocks_before(before: int | None, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` blocks below height `before` (all if None), newest first: one index range scan."""
+    rows = Block.objects.order_by("-height")
+    if before is not None:
+        rows = rows.filter(height__lt=before)
+    return list(rows.values(*BLOCK_SUMMARY)[:limit])
+
+
+def block_detail(height: int) -> dict[str, Any] | None:
+    block = Block.objects.filter(height=height).first()
+    if block is None:
+        return None
+    txs = Transaction.objects.filter(block_id=height).order_by("index").values_list("tx_id", "status", "code")
+    results = [[tx_id, status, code] for tx_id, status, code in txs]
+    return {
+        "header": block.header(),
+        "hash": block.hash,
+        "tx_ids": [tx_id for tx_id, _, _ in results],
+        "results": results,
+        "commit": [signature.as_dict() for signature in block.commit_signatures.order_by("validator")],
+    }
+
+
+def state_entry(namespace: str, key: str) -> dict[str, Any] | None:
+    entry = StateEntry.objects.filter(namespace=namespace, key=key).first()
+    if entry is None:
+        return None
+    return {
+        "namespace": entry.namespace,
+        "key": entry.key,
+        "value": loads_strict(entry.value),
+        "version": {"block_height": entry.block_height, "tx_id": entry.tx_id},
+    }
+
+
+def state_history(namespace: str, key: str, before: tuple[int, int] | None, limit: int) -> list[dict[str, Any]]:
+    """Writes and deletes of a key older than position `before` (height, tx index), newest first."""
+    rows = StateChange.objects.filter(namespace=namespace, key=key).order_by("-block_height", "-tx_index")
+    if before is not None:
+        height, index = before
+        rows = rows.filter(Q(block_height__lt=height) | Q(block_height=height, tx_index__lt=index))
+    fields = ("op", "value", "block_height", "tx_index", "tx_id", "signer")
+    changes = list(rows.values(*fields)[:limit])
+    for change in changes:
+        change["value"] = None if change["value"] is None else loads_strict(change["value"])
+    return changes
+
+
+def latest_block() -> tuple[int, str] | None:
+    return Block.objects.order_by("-height").values_list("height", "hash").first()
+
+
+def node_status() -> dict[str, Any]:
+    chain = Chain.objects.values("chain_id", "genesis_hash").first() or {"chain_id": None, "genesis_hash": None}
+    height, latest_hash = latest_block() or (0, chain["genesis_hash"])
+    peers = Peer.objects.select_related("org").order_by("org__org_id", "node_key")
+    return {
+        "chain_id": chain["chain_id"],
+        "node_key": node_public_key(),
+        "height": height,
+        "latest_hash": latest_hash,
+        "validators": sorted(p.node_key for p in peers if p.validator and p.org.status == "active"),
+        # Link state lives in the engine's process; this web worker cannot see it yet.
+        "peers": [
+            {"node_key": p.node_key, "org_id": p.org.org_id, "url": p.url, "validator": p.validator, "connected": False}
+            for p in peers
+        ],
+        "pool_size": Transaction.objects.filter(status=Transaction.Status.PENDING).count(),
+    }
