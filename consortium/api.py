@@ -57,7 +57,9 @@ class OrgListApi(ReadApi):
 class OrgDetailApi(ReadApi):
     """One organisation with its status, admins, member keys and peers."""
 
-    @extend_schema(operation_id="get_org", responses=responses({200: OrganisationSerializer}))
+    @extend_schema(
+        operation_id="get_org", parameters=[params.ORG_ID], responses=responses({200: OrganisationSerializer})
+    )
     def get(self, request: Request, org_id: str) -> Response:
         org = selectors.org_detail(params.org_id(org_id))
         if org is None:

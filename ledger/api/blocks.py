@@ -34,7 +34,7 @@ class BlockListApi(ReadApi):
 
     @extend_schema(
         operation_id="list_blocks",
-        parameters=pagination.PARAMETERS,
+        parameters=pagination.HEIGHT_CURSOR,
         responses=responses({200: OutputSerializer}),
     )
     def get(self, request: Request) -> Response:
@@ -77,7 +77,7 @@ class BlockDetailApi(ReadApi):
         )
         commit = CommitSignatureSerializer(many=True)
 
-    @extend_schema(operation_id="get_block", responses=responses({200: OutputSerializer}))
+    @extend_schema(operation_id="get_block", parameters=[params.HEIGHT], responses=responses({200: OutputSerializer}))
     def get(self, request: Request, height: str) -> Response:
         block = selectors.block_detail(params.height(height))
         if block is None:

@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.utils.urls import replace_query_param
@@ -27,10 +26,25 @@ _POSITION = re.compile(r"([0-9]{1,16})-([0-9]{1,16})")
 
 Cursor = TypeVar("Cursor")
 
-PARAMETERS = [
-    OpenApiParameter("cursor", OpenApiTypes.STR, description="the `next` link's cursor; omit for the first page"),
-    OpenApiParameter("limit", OpenApiTypes.INT, description=f"page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"),
-]
+
+def parameters(cursor_pattern: str) -> list[OpenApiParameter]:
+    """The query parameters of a paginated operation, for the schema."""
+    return [
+        OpenApiParameter(
+            "cursor",
+            {"type": "string", "pattern": cursor_pattern},
+            description="the `next` link's cursor; omit for the first page",
+        ),
+        OpenApiParameter(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            description=f"page size (default {DEFAULT_LIMIT})",
+        ),
+    ]
+
+
+HEIGHT_CURSOR = parameters(r"^[0-9]{1,16}$")
+POSITION_CURSOR = parameters(r"^[0-9]{1,16}-[0-9]{1,16}$")
 
 
 def page_limit(request: Request) -> int:

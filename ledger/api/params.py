@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+
 from ledger.api.errors import ApiError
 from ledger.protocol.canonical import MAX_SAFE_INTEGER
 from ledger.protocol.hashing import is_hex64
@@ -34,3 +39,14 @@ def org_id(text: str) -> str:
 
 def not_found(what: str) -> ApiError:
     return ApiError("not_found", f"no such {what}", 404)
+
+
+def _path(name: str, kind: Any, description: str, pattern: str | None = None) -> OpenApiParameter:
+    return OpenApiParameter(name, kind, OpenApiParameter.PATH, description=description, pattern=pattern)
+
+
+TX_ID = _path("tx_id", OpenApiTypes.STR, "64 lowercase hex characters", r"^[0-9a-f]{64}$")
+HEIGHT = _path("height", {"type": "integer", "minimum": 0}, "a block height; blocks start at 1")
+NAMESPACE = _path("namespace", OpenApiTypes.STR, "1 to 128 characters of [A-Za-z0-9._:-]", r"^[A-Za-z0-9._:-]{1,128}$")
+KEY = _path("key", OpenApiTypes.STR, "1 to 128 characters of [A-Za-z0-9._:-]", r"^[A-Za-z0-9._:-]{1,128}$")
+ORG_ID = _path("org_id", OpenApiTypes.STR, "1 to 64 characters of [A-Za-z0-9._-]", r"^[A-Za-z0-9._-]{1,64}$")

@@ -32,7 +32,11 @@ class StateEntryApi(ReadApi):
         value = serializers.JSONField(help_text="the stored JSON value")
         version = VersionSerializer()
 
-    @extend_schema(operation_id="get_state", responses=responses({200: OutputSerializer}))
+    @extend_schema(
+        operation_id="get_state",
+        parameters=[params.NAMESPACE, params.KEY],
+        responses=responses({200: OutputSerializer}),
+    )
     def get(self, request: Request, namespace: str, key: str) -> Response:
         entry = selectors.state_entry(params.name(namespace, "namespace"), params.name(key, "key"))
         if entry is None:
@@ -60,7 +64,7 @@ class StateHistoryApi(ReadApi):
 
     @extend_schema(
         operation_id="get_state_history",
-        parameters=pagination.PARAMETERS,
+        parameters=[params.NAMESPACE, params.KEY, *pagination.POSITION_CURSOR],
         responses=responses({200: OutputSerializer}),
     )
     def get(self, request: Request, namespace: str, key: str) -> Response:

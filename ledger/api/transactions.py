@@ -135,7 +135,11 @@ def _tx_id_if_hashable(envelope: Any) -> str | None:
 class TransactionDetailApi(ReadApi):
     """A transaction's record: pending, or committed/rejected with its block position and code."""
 
-    @extend_schema(operation_id="get_transaction", responses=responses({200: TransactionRecordSerializer}))
+    @extend_schema(
+        operation_id="get_transaction",
+        parameters=[params.TX_ID],
+        responses=responses({200: TransactionRecordSerializer}),
+    )
     def get(self, request: Request, tx_id: str) -> Response:
         record = selectors.transaction_record(params.tx_id(tx_id))
         if record is None:
@@ -157,7 +161,9 @@ class TransactionProofApi(ReadApi):
         tx_root = serializers.CharField()
         path = serializers.ListField(child=serializers.CharField(), help_text="RFC 6962 audit path, hex")
 
-    @extend_schema(operation_id="get_transaction_proof", responses=responses({200: OutputSerializer}))
+    @extend_schema(
+        operation_id="get_transaction_proof", parameters=[params.TX_ID], responses=responses({200: OutputSerializer})
+    )
     def get(self, request: Request, tx_id: str) -> Response:
         proof = selectors.transaction_proof(params.tx_id(tx_id))
         if proof is None:
