@@ -150,7 +150,6 @@ class EngineCore:
 
     def run(self) -> None:
         try:
-            self._gossiped_id = self._last_pool_id()
             while not self._stopping:
                 self._run_height()
         finally:
@@ -474,10 +473,6 @@ class EngineCore:
     def _send_height_log(self, peer: str) -> None:
         for wire in list(self._log.messages.values()):
             self.network.send(peer, {"type": "consensus", "message": wire})
-
-    def _last_pool_id(self) -> int:
-        last = Transaction.objects.order_by("-id").values_list("id", flat=True).first()
-        return last or 0
 
     def _gossip_transactions(self) -> None:
         """Send transactions this node admitted itself to every peer, in batches."""
