@@ -20,10 +20,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 setup: $(VENV)/.installed
 
-# The launcher only writes files and starts nodes; each node gets its own
-# secret key file in its home, so this placeholder never signs anything served.
 run: setup
-	DJANGO_SECRET_KEY=devnet-launcher $(PY) manage.py devnet --orgs $(ORGS) --traffic
+	$(PY) manage.py devnet --orgs $(ORGS) --traffic
 
 services:
 	bash .ci/services

@@ -5,8 +5,16 @@ import os
 import sys
 
 
+# Commands that never serve a page or sign a session: a member's client, and the
+# tools that write a node's files. They need no secret key, so a placeholder
+# stands in when none is configured; runnode and the rest still require one.
+OFFLINE_COMMANDS = {"tx", "initnode", "makegenesis", "devnet"}
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
+    if len(sys.argv) > 1 and sys.argv[1] in OFFLINE_COMMANDS:
+        os.environ.setdefault("DJANGO_SECRET_KEY", "offline-command-placeholder-never-used-to-sign")
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
