@@ -4,7 +4,6 @@
 import os
 import sys
 
-
 # Commands that never serve a page or sign a session: a member's client, and the
 # tools that write a node's files. They need no secret key, so a placeholder
 # stands in when none is configured; runnode and the rest still require one.

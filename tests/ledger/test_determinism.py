@@ -100,4 +100,3 @@ def test_one_block_executes_identically_on_two_separate_databases(tmp_path):
     assert first["hash"] == second["hash"]
     codes = [code for _, _, code in first["results"]]
     assert codes == ["ok", "ok", "no_value", "ok", "ok", "ok", "signer_revoked", "ok", "ok", "proposal_closed"]
-
