@@ -9,6 +9,7 @@ height (primary key) and hash, transactions by tx_id, by signer and by
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 
 class Chain(models.Model):
@@ -34,6 +35,9 @@ class Block(models.Model):
     results_hash = models.CharField(max_length=64)
     validators_hash = models.CharField(max_length=64)
     round = models.PositiveIntegerField(default=0, help_text="the consensus round that decided it")
+    committed_at = models.DateTimeField(
+        default=timezone.now, editable=False, help_text="when this node committed it (local clock; not hashed)"
+    )
 
     class Meta:
         ordering = ["-height"]
