@@ -176,3 +176,23 @@ class Evidence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.validator[:12]} equivocated ({self.kind}) at {self.height}/{self.round}"
+
+
+class NodeState(models.Model):
+    """What this node's engine reports about itself, refreshed every second.
+
+    Web workers (one or many, see docs/architecture.md) read it for /status,
+    readiness and the dashboard; only the engine writes it. One row.
+    """
+
+    node_key = models.CharField(max_length=64)
+    height = models.PositiveBigIntegerField(default=0)
+    round = models.PositiveIntegerField(default=0)
+    step = models.CharField(max_length=16, default="propose")
+    syncing = models.BooleanField(default=False)
+    sync_target = models.PositiveBigIntegerField(default=0)
+    links = models.JSONField(default=list, help_text="one object per connected peer link")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.node_key[:12]} at {self.height}"

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import close_old_connections, connections
+from django.utils import timezone
 
 from ledger import pool
 from ledger.chain import Block, build_block, check_block
@@ -43,7 +44,7 @@ from ledger.consensus.machine import Broadcast, ConsensusMachine, Decide, Eviden
 from ledger.consensus.messages import Proposal, Vote, certificate_entries, verify_proposal, verify_vote
 from ledger.execution import Execution
 from ledger.models import Evidence as EvidenceRow
-from ledger.models import Transaction
+from ledger.models import NodeState, Transaction
 from ledger.node.home import NodeHome
 from ledger.node.signlog import SigningLog
 from ledger.node.sync import MAX_BLOCKS_PER_RESPONSE, apply_synced_block, stored_blocks
@@ -129,6 +130,7 @@ class EngineCore:
         self._stopping = False
         self._last_status = 0.0
         self._gossiped_id = 0
+        self.peer_links: list[dict[str, Any]] = []  # replaced wholesale by the asyncio side every second
         self._from_peers: deque[str] = deque(maxlen=20000)
         self._from_peers_set: set[str] = set()
 
@@ -226,6 +228,24 @@ class EngineCore:
             self._send_status(None)
             self._gossip_transactions()
             self._ask_for_blocks()
+            self._report()
+
+    def _report(self) -> None:
+        """Publish where this node is for web workers (ledger.models.NodeState)."""
+        close_old_connections()
+        NodeState.objects.update_or_create(
+            pk=1,
+            defaults={
+                "node_key": self.me,
+                "height": self.state.tip.height,
+                "round": self.machine.round if self.machine else 0,
+                "step": self.machine.step if self.machine and self._started else "idle",
+                "syncing": self.sync.behind(self.state.tip.height),
+                "sync_target": max(self.sync.target, self.state.tip.height),
+                "links": self.peer_links,
+                "updated_at": timezone.now(),
+            },
+        )
 
     # ---- consensus effects -------------------------------------------------
 

@@ -61,6 +61,7 @@ class Engine:
         self._listener: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.hub: PeerHub | None = None  # once attach_peers() is called
+        self._reporter: asyncio.Task | None = None
         self.network = Network()
 
     async def start(self) -> None:
@@ -86,12 +87,22 @@ class Engine:
         self.hub = hub
         self.network.broadcast = hub.broadcast_threadsafe
         self.network.send = hub.send_threadsafe
+        self._reporter = asyncio.create_task(self._report_links())
         hub.set_handlers(
             on_message=lambda peer, message: self.core.deliver(peer, message),
             on_peer_up=lambda peer: self.core.peer_up(peer),
         )
 
+    async def _report_links(self) -> None:
+        """Hand the core a fresh snapshot of the peer links every second (read on this loop only)."""
+        while True:
+            if self.hub is not None and self.core is not None:
+                self.core.peer_links = [info.to_dict() for info in self.hub.links()]
+            await asyncio.sleep(1.0)
+
     async def stop(self) -> None:
+        if self._reporter is not None:
+            self._reporter.cancel()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
