@@ -152,3 +152,13 @@ def test_an_unknown_transaction_is_404(kit, member_client):
 def test_a_malformed_tx_id_is_400(kit, member_client, bad):
     assert_error(member_client.get(f"{API}/transactions/{bad}"), 400, "bad_tx_id")
     assert_error(member_client.get(f"{API}/transactions/{bad}/proof"), 400, "bad_tx_id")
+
+
+async def test_a_submission_through_the_asgi_handler_is_pooled(kit, orgs):
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    tx = kit.put(orgs[0].writer, "n", "k", 1)
+    response = await AsyncClient().post(f"{API}/transactions", tx.envelope(), content_type="application/json")
+    assert response.status_code == 202
+    assert await sync_to_async(Transaction.objects.filter(tx_id=tx.tx_id).exists)()
