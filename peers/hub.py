@@ -17,6 +17,7 @@ by the lower key, or, between two dialled by the same side, the newer one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -29,6 +30,9 @@ from peers.limits import PeerLimits
 from peers.link import OUTBOUND, Link, LinkInfo, utf8_length
 
 logger = logging.getLogger(__name__)
+
+# How long stop() waits for peers to complete their closing handshakes.
+SOCKET_CLOSE_WAIT = 2.0
 
 MessageHandler = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 PeerHandler = Callable[[str], Awaitable[None] | None]
@@ -107,6 +111,11 @@ class PeerHub:
         await asyncio.gather(*dialers, return_exceptions=True)
         links = [*self._links.values(), *self._handshaking]
         await asyncio.gather(*(link.close(frames.GOING_AWAY, "node_stopping") for link in links))
+        # Wait (briefly) for each closing handshake: a consumer still waiting for its
+        # disconnect when runnode stops the reactor is left pending, and CPython 3.11 was
+        # seen to crash (SIGSEGV) garbage-collecting it at exit.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(link.socket_gone.wait() for link in links)), SOCKET_CLOSE_WAIT)
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
         logger.info("peer hub stopped")
 

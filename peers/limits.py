@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from consortium.env import env_float, env_int
 
@@ -36,6 +37,15 @@ class PeerLimits:
     connect_timeout: float = 5.0
     backoff_base: float = 0.2
     backoff_cap: float = 10.0
+
+    def __post_init__(self) -> None:
+        # A queue that cannot hold one largest message would close every link that sends one.
+        if self.send_queue_bytes < self.max_message_bytes:
+            raise ImproperlyConfigured(
+                "CONSORTIUM_PEER_SEND_QUEUE_BYTES must be at least CONSORTIUM_PEER_MAX_MESSAGE_BYTES"
+            )
+        if min(self.max_message_bytes, self.send_queue_messages, self.rate_messages, self.rate_bytes) <= 0:
+            raise ImproperlyConfigured("CONSORTIUM_PEER_* sizes and rates must be positive")
 
     @classmethod
     def from_settings(cls) -> PeerLimits:

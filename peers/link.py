@@ -94,7 +94,11 @@ class Link:
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
         self.close_code: int | None = None
         self.close_reason = ""
+        self._closing = False  # close_soon() was called; the close task has not run yet
         self.ended = asyncio.Event()
+        # Set when the transport reports the socket gone; hub.stop() waits for it so that
+        # daphne can finish each consumer before the reactor stops (see PeerHub.stop).
+        self.socket_gone = asyncio.Event()
         self._queue: deque[tuple[str, int, bool]] = deque()
         self._queued_bytes = 0
         self._wakeup = asyncio.Event()
@@ -168,18 +172,20 @@ class Link:
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close from synchronous code (send overflow, revalidate)."""
-        if self.state != CLOSED:
+        if self.state != CLOSED and not self._closing:
+            self._closing = True
             self.hub._background(self.close(code, reason))
 
     async def transport_ended(self, reason: str = "connection_closed") -> None:
         """The socket is gone (peer closed, network died); forget the link."""
+        self.socket_gone.set()
         await self.close(1006, reason, transport_gone=True)
 
     # Sending ------------------------------------------------------------
 
     def enqueue(self, text: str, size: int | None = None, *, counted: bool = True) -> bool:
         """Queue one encoded frame; on overflow close the link (it reconnects and re-syncs)."""
-        if self.state != OPEN:
+        if self.state != OPEN or self._closing:
             return False
         size = utf8_length(text) if size is None else size
         limits = self.limits

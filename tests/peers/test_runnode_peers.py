@@ -84,7 +84,8 @@ def test_two_nodes_link_up_and_refuse_a_stranger(launcher: NodeLauncher, tmp_pat
     for node in nodes:
         assert node.alive() and "peer link down" not in node.stderr()
 
-    assert [node.stop() for node in nodes] == [0, 0]
+    codes = [node.stop() for node in nodes]
+    assert codes == [0, 0], "\n".join(node.stderr()[-4000:] for node in nodes)
     logs = "".join(node.stderr() + node.stdout() for node in nodes)
     assert "Traceback" not in logs
     for home, _ in homes:
