@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from consortium.models import Peer
-from ledger.models import Block, Chain, StateChange, StateEntry, Transaction
+from ledger.models import Block, Chain, NodeState, StateChange, StateEntry, Transaction
 from ledger.protocol.canonical import loads_strict
 from ledger.protocol.errors import ProtocolError
 from ledger.protocol.keys import read_key_file
@@ -146,6 +146,12 @@ def state_history(namespace: str, key: str, before: tuple[int, int] | None, limi
     return changes
 
 
+def connected_peers() -> set[str]:
+    """Node keys of the peers the engine last reported a live link to (ledger.models.NodeState)."""
+    links = NodeState.objects.values_list("links", flat=True).first() or []
+    return {link["node_key"] for link in links if isinstance(link, dict) and isinstance(link.get("node_key"), str)}
+
+
 def latest_block() -> tuple[int, str] | None:
     return Block.objects.order_by("-height").values_list("height", "hash").first()
 
@@ -154,15 +160,21 @@ def node_status() -> dict[str, Any]:
     chain = Chain.objects.values("chain_id", "genesis_hash").first() or {"chain_id": None, "genesis_hash": None}
     height, latest_hash = latest_block() or (0, chain["genesis_hash"])
     peers = Peer.objects.select_related("org").order_by("org__org_id", "node_key")
+    linked = connected_peers()
     return {
         "chain_id": chain["chain_id"],
         "node_key": node_public_key(),
         "height": height,
         "latest_hash": latest_hash,
         "validators": sorted(p.node_key for p in peers if p.validator and p.org.status == "active"),
-        # Link state lives in the engine's process; this web worker cannot see it yet.
         "peers": [
-            {"node_key": p.node_key, "org_id": p.org.org_id, "url": p.url, "validator": p.validator, "connected": False}
+            {
+                "node_key": p.node_key,
+                "org_id": p.org.org_id,
+                "url": p.url,
+                "validator": p.validator,
+                "connected": p.node_key in linked,
+            }
             for p in peers
         ],
         "pool_size": Transaction.objects.filter(status=Transaction.Status.PENDING).count(),

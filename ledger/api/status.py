@@ -20,7 +20,7 @@ class PeerStatusSerializer(serializers.Serializer):
     org_id = serializers.CharField()
     url = serializers.CharField()
     validator = serializers.BooleanField()
-    connected = serializers.BooleanField(help_text="not yet reported by the web worker: always false")
+    connected = serializers.BooleanField(help_text="the engine reported a live link to it within its last report")
 
 
 class StatusApi(ReadApi):

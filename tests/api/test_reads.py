@@ -171,6 +171,18 @@ def test_status_reports_chain_height_validators_peers_and_pool(kit, orgs, member
     assert not any(p["connected"] for p in body["peers"])
 
 
+def test_status_marks_the_peers_the_engine_reports_linked_as_connected(kit, orgs, member_client):
+    from ledger.models import NodeState
+
+    NodeState.objects.create(node_key=orgs[0].node.public_key, links=[{"node_key": orgs[1].node.public_key}])
+    peers = member_client.get(f"{API}/status").json()["peers"]
+    assert {p["node_key"]: p["connected"] for p in peers} == {
+        orgs[0].node.public_key: False,
+        orgs[1].node.public_key: True,
+        orgs[2].node.public_key: False,
+    }
+
+
 def test_status_at_genesis_names_the_genesis_hash(kit, member_client):
     from ledger.models import Chain
 
