@@ -6,11 +6,16 @@ height, and that every acknowledged transaction ends committed or rejected.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
-from tests.network.consortium import Load, LocalConsortium
+from ledger.protocol.keys import read_key_file
+from tests.network.byzantine import ByzantinePeer
+from tests.network.consortium import CHAIN_ID, Load, LocalConsortium
 from tests.processes import NodeLauncher, manage
 
 pytestmark = pytest.mark.slow
@@ -91,3 +96,59 @@ def test_two_of_four_down_stops_commits_safely_until_one_returns(consortium):
     consortium.start(3)
     consortium.wait_all_final(load.acknowledged, timeout=90)
     consortium.assert_no_fork()
+
+
+def _byzantine_round(keys: list[str], byzantine: str, height: int) -> int:
+    return next(r for r in range(len(keys)) if keys[(height + r) % len(keys)] == byzantine)
+
+
+async def _attack(net: LocalConsortium, byzantine: ByzantinePeer, honest: list) -> None:
+    for member in honest:
+        await byzantine.connect(member.node_key, f"ws://127.0.0.1:{member.port}/ws/peer/")
+    keys = sorted(m.node_key for m in net.members)
+    tip = max(net.hashes(honest[0]).items(), default=(0, "0" * 64))
+    height = tip[0] + 1
+    round_ = _byzantine_round(keys, byzantine.key.public_key, height)
+    first, second = honest[0].node_key, honest[1].node_key
+    # Conflicting proposals (one with a wrong parent, one with a forged transaction) to different nodes.
+    wrong_parent = byzantine.block(height, prev_hash="f" * 64)
+    forged = byzantine.block(height, prev_hash=tip[1], txs=[byzantine.forged_transaction(net.writers[0])])
+    await byzantine.send(first, byzantine.proposal(height, round_, wrong_parent))
+    await byzantine.send(second, byzantine.proposal(height, round_, forged))
+    # Double votes for the next few heights, so some land while honest nodes are at that height.
+    for ahead in range(6):
+        for vote_type in ("prevote", "precommit"):
+            for member in honest:
+                await byzantine.send(member.node_key, byzantine.vote(vote_type, height + ahead, 0, "a" * 64))
+                await byzantine.send(member.node_key, byzantine.vote(vote_type, height + ahead, 0, None))
+        await asyncio.sleep(0.7)
+    # Garbage and an oversized frame: the honest node closes that link and carries on.
+    await byzantine.send_raw(first, "this is not json")
+    await asyncio.wait_for(byzantine.links[first].wait_closed(), 5)
+    assert byzantine.links[first].close_code == 4004  # malformed: the link is closed, the node carries on
+    with contextlib.suppress(ConnectionClosed):  # the node may close while the frame is still going out
+        await byzantine.send_raw(second, "x" * (17 * 1024 * 1024))
+    await asyncio.wait_for(byzantine.links[second].wait_closed(), 5)
+    assert byzantine.links[second].close_code in (1009, 1006)  # oversized: refused, never buffered whole
+    await byzantine.close()
+
+
+def test_honest_three_stay_safe_and_live_against_a_byzantine_validator(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "net").mkdir()
+    with NodeLauncher(tmp_path / "run") as launcher:
+        net = LocalConsortium(tmp_path / "net", launcher)
+        honest = net.members[:3]
+        for member in honest:
+            net.start(member.index)
+        byzantine = ByzantinePeer(read_key_file(net.members[3].home / "node_key"), CHAIN_ID)
+        with Load(net) as load:
+            net.wait_for_height(2, honest)
+            before = max(net.height(m) for m in honest)
+            asyncio.run(_attack(net, byzantine, honest))
+            net.wait_for_height(before + 3, honest)
+        net.wait_all_final(load.acknowledged, honest)
+        net.assert_no_fork()
+        assert all(m.alive() for m in honest)
+        evidence = [row for m in honest for row in net.query(m, "SELECT validator, kind FROM ledger_evidence")]
+        assert evidence and {validator for validator, _ in evidence} == {byzantine.key.public_key}

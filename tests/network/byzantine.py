@@ -1,0 +1,125 @@
+"""A Byzantine validator run by a test from a real validator key.
+
+It authenticates to honest nodes like any peer (the handshake cannot tell it
+apart), then sends what an honest node never would: conflicting proposals,
+double votes, blocks with invalid transactions or the wrong parent, and
+oversized or garbage frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
+from ledger.protocol.blocks import block_hash
+from ledger.protocol.canonical import canonical, loads_strict
+from ledger.protocol.keys import SigningKey
+from ledger.protocol.merkle import merkle_root_hex
+from ledger.protocol.transactions import sign_body, tx_id_of
+from peers.handshake import Handshake
+
+
+class ByzantinePeer:
+    def __init__(self, key: SigningKey, chain_id: str) -> None:
+        self.key = key
+        self.chain_id = chain_id
+        self.links: dict[str, ClientConnection] = {}
+        self._readers: list[asyncio.Task] = []
+
+    async def connect(self, node_key: str, url: str) -> None:
+        connection = await connect(url, max_size=None, open_timeout=5)
+        handshake = Handshake(self.key, self.chain_id, lambda key: True, expected_peer=node_key)
+        await connection.send(canonical(handshake.hello()).decode())
+        while not handshake.done:
+            for reply in handshake.receive(loads_strict(await connection.recv())):
+                await connection.send(canonical(reply).decode())
+        self.links[node_key] = connection
+        # Read (and ignore) what the honest node sends, or its frames would back
+        # up and we would never see it close the link.
+        self._readers.append(asyncio.create_task(self._drain(connection)))
+
+    @staticmethod
+    async def _drain(connection: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in connection:
+                pass
+
+    async def send(self, node_key: str, message: dict[str, Any]) -> None:
+        await self.links[node_key].send(canonical(message).decode())
+
+    async def send_raw(self, node_key: str, text: str) -> None:
+        await self.links[node_key].send(text)
+
+    async def close(self) -> None:
+        for connection in self.links.values():
+            await connection.close()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+
+    # ---- crafted consensus messages ---------------------------------------------
+
+    def proposal(self, height: int, round_: int, block: dict[str, Any]) -> dict[str, Any]:
+        header = block["header"]
+        signed = sign_intent(self.key, self.chain_id, ProposalIntent(height, round_, block_hash(header), -1, None))
+        return {
+            "type": "consensus",
+            "message": {
+                "kind": "proposal",
+                "height": height,
+                "round": round_,
+                "block_hash": signed.block_hash,
+                "valid_round": -1,
+                "sender": self.key.public_key,
+                "signature": signed.signature,
+                "block": block,
+            },
+        }
+
+    def vote(self, vote_type: str, height: int, round_: int, target: str | None) -> dict[str, Any]:
+        signed = sign_intent(self.key, self.chain_id, VoteIntent(vote_type, height, round_, target))
+        return {
+            "type": "consensus",
+            "message": {
+                "kind": "vote",
+                "type": vote_type,
+                "height": height,
+                "round": round_,
+                "block_hash": target,
+                "sender": self.key.public_key,
+                "signature": signed.signature,
+            },
+        }
+
+    def block(self, height: int, *, prev_hash: str, txs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A well-formed block that no honest node can accept (made-up parent, results and validators)."""
+        txs = txs or []
+        header = {
+            "chain_id": self.chain_id,
+            "height": height,
+            "prev_hash": prev_hash,
+            "time_ms": 1_900_000_000_000,
+            "proposer": self.key.public_key,
+            "tx_count": len(txs),
+            "tx_root": merkle_root_hex([tx_id_of(tx["body"]) for tx in txs]),
+            "results_hash": secrets.token_hex(32),
+            "validators_hash": secrets.token_hex(32),
+        }
+        return {"header": header, "txs": txs}
+
+    def forged_transaction(self, signer: SigningKey) -> dict[str, Any]:
+        """A transaction whose signature does not verify."""
+        body = {
+            "chain_id": self.chain_id,
+            "type": "state.put",
+            "signer": signer.public_key,
+            "nonce": 1,
+            "payload": {"namespace": "n", "key": "k", "value": 1},
+        }
+        envelope = sign_body(body, signer)
+        envelope["body"]["payload"]["value"] = 2  # changed after signing
+        return envelope
