@@ -45,5 +45,6 @@ urlpatterns = [
     path("status", StatusApi.as_view(), name="status"),
     path("genesis", GenesisApi.as_view(), name="genesis"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
-    re_path(r"^.*$", NoSuchEndpointApi.as_view(), name="no-such-endpoint"),
+    # [\s\S], not ".": an encoded newline in the path must not escape the JSON 404.
+    re_path(r"^[\s\S]*$", NoSuchEndpointApi.as_view(), name="no-such-endpoint"),
 ]

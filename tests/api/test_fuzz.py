@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.api.conftest import API, submit
@@ -114,6 +114,7 @@ def test_random_bytes_never_produce_a_server_error(kit, anonymous_client, raw):
 
 
 @given(text=st.text(max_size=60))
+@example(text="/\n")
 @FUZZ
 def test_random_path_segments_never_produce_a_server_error(kit, member_client, text):
     from urllib.parse import quote
