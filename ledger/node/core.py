@@ -203,6 +203,7 @@ class EngineCore:
         elif kind == "peer_up":
             self._send_status(payload)
             self._send_height_log(payload)
+            self._send_pool(payload)
         elif kind == "stop":
             self._stopping = True
 
@@ -493,6 +494,14 @@ class EngineCore:
     def _send_height_log(self, peer: str) -> None:
         for wire in list(self._log.messages.values()):
             self.network.send(peer, {"type": "consensus", "message": wire})
+
+    def _send_pool(self, peer: str) -> None:
+        """A (re)connected peer may have missed our earlier gossip: send it what is still pending."""
+        close_old_connections()
+        rows = pool.pending(TX_GOSSIP_BATCH * 4)
+        for start in range(0, len(rows), TX_GOSSIP_BATCH):
+            envelopes = [tx.envelope() for tx in rows[start : start + TX_GOSSIP_BATCH]]
+            self.network.send(peer, {"type": "txs", "envelopes": envelopes})
 
     def _gossip_transactions(self) -> None:
         """Send transactions this node admitted itself to every peer, in batches."""

@@ -44,6 +44,7 @@ class Member:
     port: int
     env: dict[str, str] = field(default_factory=dict, repr=False)
     process: NodeProcess | None = None
+    paused: bool = False
 
     @property
     def url(self) -> str:
@@ -99,12 +100,15 @@ class LocalConsortium:
 
     def pause(self, index: int) -> None:
         self.members[index].process.process.send_signal(signal.SIGSTOP)
+        self.members[index].paused = True
 
     def resume(self, index: int) -> None:
         self.members[index].process.process.send_signal(signal.SIGCONT)
+        self.members[index].paused = False
 
     def live(self) -> list[Member]:
-        return [m for m in self.members if m.alive()]
+        """Running and answering: clients fail over from a node that is down or paused."""
+        return [m for m in self.members if m.alive() and not m.paused]
 
     # ---- reading each node's own database ------------------------------------
 
@@ -164,8 +168,16 @@ class LocalConsortium:
             if not any(open_.values()):
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"acknowledged transactions still not final: {open_}")
+                raise AssertionError(f"acknowledged transactions still not final: {open_}; {self._whereabouts(tx_ids)}")
             time.sleep(0.5)
+
+    def _whereabouts(self, tx_ids: list[str]) -> str:
+        """Where the unfinished transactions are, node by node, for the failure message."""
+        by_node = {m.org_id: self.statuses(m, tx_ids) for m in self.members if m.alive()}
+        stuck = [t for t in tx_ids if any(s.get(t) not in ("committed", "rejected") for s in by_node.values())]
+        sample = {t[:12]: {org: s.get(t, "absent") for org, s in by_node.items()} for t in stuck[:5]}
+        heights = {m.org_id: self.height(m) for m in self.members if m.alive()}
+        return f"heights {heights}; first unfinished {sample}"
 
     def _not_final(self, member: Member, tx_ids: list[str]) -> int:
         statuses = self.statuses(member, tx_ids)
