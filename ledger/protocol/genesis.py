@@ -11,7 +11,7 @@ from typing import Any
 from .canonical import MAX_SAFE_INTEGER, loads_strict
 from .errors import ProtocolError
 from .hashing import is_hex64
-from .transactions import check_label, check_org_id, check_peer, check_roles
+from .transactions import CONTROL_RE, check_label, check_org_id, check_peer, check_roles
 
 
 class GenesisError(ProtocolError):
@@ -56,8 +56,8 @@ def _check_org(org: Any, where: str) -> None:
         raise _fail(f"{where} has exactly org_id, name, admins, members and peers")
     try:
         check_org_id(org["org_id"], f"{where}.org_id")
-        if not isinstance(org["name"], str) or not 1 <= len(org["name"]) <= 128:
-            raise _fail(f"{where}.name must be a string of 1 to 128 characters")
+        if not isinstance(org["name"], str) or not 1 <= len(org["name"]) <= 128 or CONTROL_RE.search(org["name"]):
+            raise _fail(f"{where}.name must be 1 to 128 characters with no control characters")
         _check_keys(org["admins"], f"{where}.admins")
         if not org["admins"]:
             raise _fail(f"{where}.admins must name at least one admin key")

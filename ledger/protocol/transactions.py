@@ -23,6 +23,8 @@ ACTIONS = ("org.add", "org.suspend", "org.remove")
 NAME_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 ORG_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_LABEL = 64
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+URL_GAP_RE = re.compile(r"[\x00-\x20\x7f]")
 MAX_TEXT = 128
 
 
@@ -114,6 +116,15 @@ def _pubkey(value: Any, field: str) -> None:
 def _text(value: Any, field: str, limit: int = MAX_TEXT) -> None:
     if not isinstance(value, str) or not 1 <= len(value) <= limit:
         raise ProtocolError("bad_payload", f"{field} must be a string of 1 to {limit} characters")
+    _printable(value, field)
+
+
+def _printable(value: str, field: str) -> None:
+    # Names, labels and urls are stored and shown as plain text: control
+    # characters (NUL above all, which PostgreSQL text cannot hold) would let
+    # one signed transaction stop a node from committing its block.
+    if CONTROL_RE.search(value):
+        raise ProtocolError("bad_payload", f"{field} must not contain control characters")
 
 
 def check_roles(roles: Any, field: str = "roles") -> None:
@@ -132,6 +143,7 @@ def check_roles(roles: Any, field: str = "roles") -> None:
 def check_label(label: Any, field: str = "label") -> None:
     if not isinstance(label, str) or len(label) > MAX_LABEL:
         raise ProtocolError("bad_payload", f"{field} must be a string of at most {MAX_LABEL} characters")
+    _printable(label, field)
 
 
 def check_org_id(org_id: Any, field: str = "org_id") -> None:
@@ -144,8 +156,8 @@ def check_peer(peer: Any, field: str) -> None:
         raise ProtocolError("bad_payload", f"{field} has exactly node_key, url and validator")
     _pubkey(peer["node_key"], f"{field}.node_key")
     url = peer["url"]
-    if not isinstance(url, str) or not url.startswith(("ws://", "wss://")) or len(url) > 512:
-        raise ProtocolError("bad_payload", f"{field}.url must be a ws:// or wss:// URL")
+    if not isinstance(url, str) or not url.startswith(("ws://", "wss://")) or len(url) > 512 or URL_GAP_RE.search(url):
+        raise ProtocolError("bad_payload", f"{field}.url must be a ws:// or wss:// URL without spaces")
     if not isinstance(peer["validator"], bool):
         raise ProtocolError("bad_payload", f"{field}.validator must be true or false")
 

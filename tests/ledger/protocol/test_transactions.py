@@ -432,3 +432,40 @@ def test_sign_body_refuses_a_body_outside_the_canonical_space() -> None:
     with pytest.raises(ProtocolError) as caught:
         sign_body(body_of(payload={"namespace": "n", "key": "k", "value": 0.5}), SIGNER)
     assert caught.value.code == "float_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("tx_type", "payload_of"),
+    [
+        ("member.add", lambda key: {"key": key, "roles": ["writer"], "label": "ops\x00"}),
+        ("gov.vote", lambda key: {"proposal_id": "p\n1", "approve": True}),
+        (
+            "gov.propose",
+            lambda key: {
+                "proposal_id": "p1",
+                "action": "org.add",
+                "org": {"org_id": "o", "name": "Evil\x00Corp", "admins": [key], "peers": []},
+            },
+        ),
+        (
+            "gov.propose",
+            lambda key: {
+                "proposal_id": "p1",
+                "action": "org.add",
+                "org": {
+                    "org_id": "o",
+                    "name": "Org",
+                    "admins": [key],
+                    "peers": [{"node_key": "b" * 64, "url": "ws://h:1/ws/peer/ x", "validator": True}],
+                },
+            },
+        ),
+    ],
+)
+def test_control_characters_in_names_labels_and_urls_are_refused(tx_type, payload_of):
+    # A NUL would reach PostgreSQL text columns and stop the block's commit on every node.
+    key = SigningKey.generate()
+    body = {"chain_id": CHAIN, "type": tx_type, "signer": key.public_key, "nonce": 1, "payload": payload_of("a" * 64)}
+    with pytest.raises(ProtocolError) as caught:
+        parse_envelope(sign_body(body, key), CHAIN)
+    assert caught.value.code == "bad_payload"
