@@ -178,4 +178,22 @@ def node_status() -> dict[str, Any]:
             for p in peers
         ],
         "pool_size": Transaction.objects.filter(status=Transaction.Status.PENDING).count(),
+        **engine_progress(height),
+    }
+
+
+def engine_progress(height: int) -> dict[str, Any]:
+    """Where consensus and catch-up stand, as the engine last reported (ledger.models.NodeState)."""
+    state = NodeState.objects.values("round", "step", "syncing", "sync_target", "updated_at").first()
+    if state is None:
+        return {"consensus": None, "sync": {"syncing": False, "target_height": height, "remaining": 0}}
+    target = max(state["sync_target"], height)
+    return {
+        "consensus": {
+            "height": height + 1,
+            "round": state["round"],
+            "step": state["step"],
+            "reported_at": state["updated_at"],
+        },
+        "sync": {"syncing": state["syncing"], "target_height": target, "remaining": target - height},
     }

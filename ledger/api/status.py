@@ -23,6 +23,19 @@ class PeerStatusSerializer(serializers.Serializer):
     connected = serializers.BooleanField(help_text="the engine reported a live link to it within its last report")
 
 
+class ConsensusProgressSerializer(serializers.Serializer):
+    height = serializers.IntegerField(help_text="the height being agreed on")
+    round = serializers.IntegerField()
+    step = serializers.CharField(help_text="propose, prevote, precommit, or idle when nothing is pending")
+    reported_at = serializers.DateTimeField(help_text="when the engine last reported; stale means it is not running")
+
+
+class SyncProgressSerializer(serializers.Serializer):
+    syncing = serializers.BooleanField(help_text="true while catching up from peers; the node does not vote then")
+    target_height = serializers.IntegerField(help_text="the highest height a peer reported")
+    remaining = serializers.IntegerField(help_text="blocks still to fetch and verify")
+
+
 class StatusApi(ReadApi):
     """This node's chain, key, height, validators, peers and pool size."""
 
@@ -37,6 +50,8 @@ class StatusApi(ReadApi):
         validators = serializers.ListField(child=serializers.CharField())
         peers = PeerStatusSerializer(many=True)
         pool_size = serializers.IntegerField()
+        consensus = ConsensusProgressSerializer(allow_null=True, help_text="null until the engine has reported")
+        sync = SyncProgressSerializer()
 
     @extend_schema(operation_id="get_status", responses=responses({200: OutputSerializer}))
     def get(self, request: Request) -> Response:

@@ -162,13 +162,27 @@ def test_status_reports_chain_height_validators_peers_and_pool(kit, orgs, member
         body = member_client.get(f"{API}/status").json()
     finally:
         set_current_home(None)
-    assert set(body) == {"chain_id", "node_key", "height", "latest_hash", "validators", "peers", "pool_size"}
+    assert set(body) == {
+        "chain_id", "node_key", "height", "latest_hash", "validators", "peers", "pool_size", "consensus", "sync"
+    }  # fmt: skip
+    assert body["consensus"] is None  # no engine has reported in this test
+    assert body["sync"] == {"syncing": False, "target_height": 1, "remaining": 0}
     assert (body["chain_id"], body["node_key"]) == ("test-chain", orgs[0].node.public_key)
     assert (body["height"], body["latest_hash"], body["pool_size"]) == (1, block.hash, 1)
     assert body["validators"] == sorted(org.node.public_key for org in orgs)
     assert {p["node_key"] for p in body["peers"]} == set(body["validators"])
     assert all(set(p) == {"node_key", "org_id", "url", "validator", "connected"} for p in body["peers"])
     assert not any(p["connected"] for p in body["peers"])
+
+
+def test_status_shows_catch_up_progress_reported_by_the_engine(kit, orgs, member_client):
+    from ledger.models import NodeState
+
+    kit.commit([])
+    NodeState.objects.create(node_key=orgs[0].node.public_key, round=2, step="prevote", syncing=True, sync_target=40)
+    body = member_client.get(f"{API}/status").json()
+    assert body["sync"] == {"syncing": True, "target_height": 40, "remaining": 39}
+    assert (body["consensus"]["height"], body["consensus"]["round"], body["consensus"]["step"]) == (2, 2, "prevote")
 
 
 def test_status_marks_the_peers_the_engine_reports_linked_as_connected(kit, orgs, member_client):
