@@ -187,8 +187,11 @@ class LocalConsortium:
 class Load:
     """A constant signed-transaction load through the REST API of the live nodes."""
 
-    def __init__(self, consortium: LocalConsortium, *, per_second: int = 40, batch: int = 10) -> None:
+    def __init__(
+        self, consortium: LocalConsortium, *, per_second: int = 40, batch: int = 10, chain_id: str = CHAIN_ID
+    ) -> None:
         self.consortium = consortium
+        self.chain_id = chain_id
         self.per_second = per_second
         self.batch = batch
         self.acknowledged: list[str] = []
@@ -223,7 +226,7 @@ class Load:
 
     def _put(self, writer: SigningKey) -> dict[str, Any]:
         body = {
-            "chain_id": CHAIN_ID,
+            "chain_id": self.chain_id,
             "type": "state.put",
             "signer": writer.public_key,
             "nonce": secrets.randbelow(2**53),
