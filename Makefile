@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 ORGS ?= 4
 
-.PHONY: setup run test lint test-sqlite test-postgres services bench
+.PHONY: setup run test lint test-sqlite test-postgres services bench assets
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,11 @@ test: setup services lint test-sqlite test-postgres
 
 bench: setup
 	$(PY) -m bench
+
+# The explorer's chart library, pinned in package-lock.json, copied into
+# static/vendor/ (committed, so tests and CI need no npm).
+assets:
+	npm ci --no-audit --no-fund --ignore-scripts
+	mkdir -p static/vendor
+	cp node_modules/chart.js/dist/chart.umd.js static/vendor/chart.umd.js
+	cp node_modules/chart.js/LICENSE.md static/vendor/chart.js.LICENSE.md
