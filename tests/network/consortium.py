@@ -45,6 +45,7 @@ class Member:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     process: NodeProcess | None = None
     paused: bool = False
+    env_extra: dict[str, str] = field(default_factory=lambda: dict(FAST_TIMEOUTS), repr=False)
 
     @property
     def url(self) -> str:
@@ -195,6 +196,7 @@ class Load:
         self.per_second = per_second
         self.batch = batch
         self.acknowledged: list[str] = []
+        self.acknowledged_by: dict[str, list[str]] = {}  # org_id -> tx ids that node acknowledged
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -222,7 +224,9 @@ class Load:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             self.errors.append(str(exc))  # a node that is down or paused: the load moves on
             return
-        self.acknowledged += [r["tx_id"] for r in results if "error" not in r]
+        accepted = [r["tx_id"] for r in results if "error" not in r]
+        self.acknowledged += accepted
+        self.acknowledged_by.setdefault(getattr(member, "org_id", "node"), []).extend(accepted)
 
     def _put(self, writer: SigningKey) -> dict[str, Any]:
         body = {
