@@ -65,11 +65,16 @@ class DevnetError(Exception):
 
 
 class Devnet:
-    def __init__(self, root: Path, *, orgs: int, base_port: int, chain_id: str = "devnet") -> None:
+    def __init__(
+        self, root: Path, *, orgs: int, base_port: int, chain_id: str = "devnet", peer_host: str = "127.0.0.1"
+    ) -> None:
         if not 1 <= orgs <= len(DEMO_NAMES):
             raise DevnetError(f"--orgs must be between 1 and {len(DEMO_NAMES)}")
         self.root = root
         self.chain_id = chain_id
+        # Host of each node's peer url in genesis; "{n}" is the node's number
+        # (docker-compose.yml uses "node{n}", its service names).
+        self.peer_host = peer_host
         self.nodes = [
             DevnetNode(f"org{i + 1}", DEMO_NAMES[i], root / f"org{i + 1}", base_port + i) for i in range(orgs)
         ]
@@ -78,18 +83,21 @@ class Devnet:
     # ---- creating the consortium (once) -----------------------------------
 
     def prepare(self, *, fresh: bool = False) -> None:
-        if fresh and self.root.exists():
-            shutil.rmtree(self.root)
-        genesis = self.root / GENESIS_FILE
-        if genesis.exists():
-            self._check_matches_existing()
-        else:
-            self._create_homes()
+        self.create_homes(fresh=fresh)
         for node in self.nodes:
             node.env = self._env(node)
             self._ensure_database(node)
             self._manage(node, "migrate", "--verbosity", "0")
             self._ensure_admin(node)
+
+    def create_homes(self, *, fresh: bool = False) -> None:
+        """The homes, keys and genesis file, created on the first run only."""
+        if fresh and self.root.exists():
+            shutil.rmtree(self.root)
+        if (self.root / GENESIS_FILE).exists():
+            self._check_matches_existing()
+        else:
+            self._create_homes()
 
     def _check_matches_existing(self) -> None:
         missing = [node.org_id for node in self.nodes if not (node.home / GENESIS_FILE).exists()]
@@ -103,7 +111,7 @@ class Devnet:
         self.root.mkdir(parents=True, exist_ok=True)
         quiet = open(os.devnull, "w")  # noqa: SIM115 - closed below
         try:
-            for node in self.nodes:
+            for number, node in enumerate(self.nodes, start=1):
                 call_command(
                     "initnode",
                     str(node.home),
@@ -112,7 +120,7 @@ class Devnet:
                     "--name",
                     node.name,
                     "--url",
-                    f"ws://127.0.0.1:{node.port}/ws/peer/",
+                    f"ws://{self.peer_host.format(n=number)}:{node.port}/ws/peer/",
                     "--writer",
                     stdout=quiet,
                 )

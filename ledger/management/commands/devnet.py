@@ -26,12 +26,30 @@ class Command(BaseCommand):
         parser.add_argument("--traffic", action="store_true", help="submit a steady supply-chain demo workload")
         parser.add_argument("--rate", type=float, default=10.0, help="demo transactions per second (default 10)")
         parser.add_argument("--fresh", action="store_true", help="delete an existing devnet folder first")
+        parser.add_argument(
+            "--prepare-only",
+            action="store_true",
+            help="create (once) the homes, genesis, databases and admin logins, then exit without starting nodes",
+        )
+        parser.add_argument(
+            "--peer-host",
+            default="127.0.0.1",
+            help='host of each peer url in a new genesis; "{n}" is the node number, e.g. "node{n}" (default 127.0.0.1)',
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        devnet = Devnet(options["dir"].resolve(), orgs=options["orgs"], base_port=options["base_port"])
+        devnet = Devnet(
+            options["dir"].resolve(),
+            orgs=options["orgs"],
+            base_port=options["base_port"],
+            peer_host=options["peer_host"],
+        )
         try:
             self.stdout.write(f"preparing {options['orgs']} organisations in {devnet.root} …")
             devnet.prepare(fresh=options["fresh"])
+            if options["prepare_only"]:
+                self._print_table(devnet, prepared_only=True)
+                return
             devnet.start()
             devnet.wait_ready()
         except DevnetError as exc:
@@ -48,13 +66,16 @@ class Command(BaseCommand):
             devnet.stop()
         self.stdout.write("devnet stopped; its data stays in " + str(devnet.root))
 
-    def _print_table(self, devnet: Devnet) -> None:
+    def _print_table(self, devnet: Devnet, *, prepared_only: bool = False) -> None:
         self.stdout.write("")
         self.stdout.write(f"{'organisation':<26} {'url':<24} login")
         for node in devnet.nodes:
             self.stdout.write(f"{node.name:<26} {node.url:<24} {ADMIN_USER} / {node.admin_password}")
         self.stdout.write("")
-        self.stdout.write("Logs are in each node's home (node.log). Press Ctrl-C to stop all nodes.")
+        if prepared_only:
+            self.stdout.write("prepared; start each node with runnode (CONSORTIUM_HOME=its home)")
+        else:
+            self.stdout.write("Logs are in each node's home (node.log). Press Ctrl-C to stop all nodes.")
 
     def _traffic(self, devnet: Devnet, options: dict[str, Any]) -> SupplyChainTraffic:
         chain_id = json.loads((devnet.root / "genesis.json").read_text())["chain_id"]
