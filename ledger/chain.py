@@ -16,6 +16,7 @@ from consortium.membership import Membership
 from ledger.execution import Execution, StateReader, execute
 from ledger.protocol.blocks import block_hash, check_header_shape, results_hash, validators_hash
 from ledger.protocol.errors import ProtocolError
+from ledger.protocol.keys import verify
 from ledger.protocol.merkle import merkle_root_hex
 from ledger.protocol.transactions import SignedTx, parse_envelope
 
@@ -72,17 +73,21 @@ def build_block(
     return Block(header, txs), run
 
 
-def parse_block(wire: Any, *, chain_id: str, verified: Callable[[str], bool] = lambda tx_id: False) -> Block:
-    """Parse a block from the wire, checking shapes and every signature not yet `verified`."""
+def parse_block(wire: Any, *, chain_id: str, verified: Callable[[list[str]], set[str]] = lambda tx_ids: set()) -> Block:
+    """Parse a block from the wire, checking shapes and the signature of every transaction.
+
+    `verified` names, in one call, the transactions whose signatures this
+    node already checked (at admission), so a proposal of pooled
+    transactions costs hashes rather than Ed25519 verifications.
+    """
     if not isinstance(wire, dict) or set(wire) != {"header", "txs"} or not isinstance(wire["txs"], list):
         raise ProtocolError("bad_block", "a block has exactly header and txs (a list)")
     check_header_shape(wire["header"])
-    txs = []
-    for envelope in wire["txs"]:
-        tx = parse_envelope(envelope, chain_id, check_signature=False)
-        if not verified(tx.tx_id):
-            tx = parse_envelope(envelope, chain_id)
-        txs.append(tx)
+    txs = [parse_envelope(envelope, chain_id, check_signature=False) for envelope in wire["txs"]]
+    known = verified([tx.tx_id for tx in txs]) if txs else set()
+    for tx in txs:
+        if tx.tx_id not in known and not verify(tx.signer, tx.canonical_body, tx.signature):
+            raise ProtocolError("bad_signature", f"transaction {tx.tx_id[:16]} has a signature that does not verify")
     return Block(wire["header"], txs)
 
 

@@ -8,3 +8,11 @@ from consortium.settings import *  # noqa: F403
 
 SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not Django's default in-memory database: the engine thread and
+    # the test thread then share it through WAL and busy timeouts as a real
+    # node does, instead of shared-cache table locks that fail at once.
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"consortium-test-{os.getpid()}.sqlite3")}  # noqa: F405

@@ -290,6 +290,7 @@ class EngineCore:
             kind,
             first.height,
             first.round,
+            extra={"event": "equivocation", "height": first.height, "round": first.round},  # JSON log keys
         )
         close_old_connections()
         EvidenceRow.objects.get_or_create(
@@ -343,7 +344,13 @@ class EngineCore:
         run = self._prepared[block.hash]
         commit_block(block, run, commit=certificate_entries(decision.certificate), round_=decision.round)
         self.state.advance(block, run)
-        logger.info("committed block %s with %s transactions in round %s", block.height, len(block.txs), decision.round)
+        logger.info(
+            "committed block %s with %s transactions in round %s",
+            block.height,
+            len(block.txs),
+            decision.round,
+            extra={"event": "commit", "height": block.height, "round": decision.round},  # JSON log keys
+        )
         self._announce(block, decision.round)
 
     def _announce(self, block: Block, round_: int) -> None:
@@ -378,9 +385,11 @@ class EngineCore:
             if len(self._future) < MAX_FUTURE_MESSAGES:
                 self._future.append(wire)
             return
-        if height != self.height:
-            return  # stale, or too far ahead to hold: status and block sync cover it
-        message = message_from_wire(wire, chain_id=self.home.chain_id, verified=self._known_transactions(wire))
+        if height != self.height or _wire_key(wire) in self._log.messages:
+            # Stale, too far ahead (status and block sync cover it), or a copy
+            # we already hold: dropped before the costly parse of a block.
+            return
+        message = message_from_wire(wire, chain_id=self.home.chain_id, verified=self._already_verified)
         key = _message_key(message)
         if key in self._log.messages or not self._authentic(message):
             return
@@ -396,22 +405,14 @@ class EngineCore:
             return verify_vote(self.home.chain_id, message)
         return verify_proposal(self.home.chain_id, message)
 
-    def _known_transactions(self, wire: dict[str, Any]) -> Callable[[str], bool]:
-        """Transactions already verified at admission need no second signature check."""
-        if wire.get("kind") != "proposal":
-            return lambda tx_id: False
+    def _already_verified(self, tx_ids: list[str]) -> set[str]:
+        """Transactions in our database were verified when admitted or committed."""
         close_old_connections()
-        envelopes = wire.get("block", {}).get("txs", []) if isinstance(wire.get("block"), dict) else []
-        from ledger.protocol.transactions import tx_id_of
-
-        ids = []
-        for envelope in envelopes if isinstance(envelopes, list) else []:
-            try:
-                ids.append(tx_id_of(envelope["body"]))
-            except (KeyError, TypeError, ValueError):
-                continue
-        known = set(Transaction.objects.filter(tx_id__in=ids).values_list("tx_id", flat=True))
-        return known.__contains__
+        known: set[str] = set()
+        for start in range(0, len(tx_ids), 900):
+            chunk = tx_ids[start : start + 900]
+            known.update(Transaction.objects.filter(tx_id__in=chunk).values_list("tx_id", flat=True))
+        return known
 
     def _status_from_peer(self, peer: str, message: dict[str, Any]) -> None:
         committed, held = message["height"], message.get("messages", 0)
@@ -444,9 +445,15 @@ class EngineCore:
                 header = entry["block"].get("header", {})
                 if isinstance(header, dict) and header.get("height", 0) <= self.state.tip.height:
                     continue  # already have it
-            block = apply_synced_block(self.state, entry)
+            block = apply_synced_block(self.state, entry, verified=self._already_verified)
             applied += 1
-            logger.info("block sync: applied block %s of %s from %s", block.height, self.sync.target, peer[:12])
+            logger.info(
+                "block sync: applied block %s of %s from %s",
+                block.height,
+                self.sync.target,
+                peer[:12],
+                extra={"event": "sync", "height": block.height, "round": entry["round"]},  # JSON log keys
+            )
             self._announce(block, entry["round"])
         if applied:
             self.sync.asked_at = 0.0
@@ -527,6 +534,20 @@ def _evidence_wire(message: Vote | Proposal) -> dict[str, Any]:
     wire = message_to_wire(message)
     wire.pop("block", None)
     return wire
+
+
+def _wire_key(wire: dict[str, Any]) -> tuple:
+    """The _message_key of a message still on the wire (unparsed; it may be malformed)."""
+    if wire.get("kind") == "vote":
+        return (
+            "vote",
+            wire.get("type"),
+            wire.get("height"),
+            wire.get("round"),
+            wire.get("sender"),
+            wire.get("block_hash"),
+        )
+    return ("proposal", wire.get("height"), wire.get("round"), wire.get("sender"), wire.get("block_hash"))
 
 
 def _message_key(message: Vote | Proposal) -> tuple:

@@ -51,7 +51,7 @@ class SigningLog:
                 if data.get("kind") == "height":  # the height marker written by begin_height
                     self.height = max(self.height, int(data["height"]))
                     continue
-                message = message_from_wire(data, chain_id=self.chain_id, verified=lambda tx_id: True)
+                message = message_from_wire(data, chain_id=self.chain_id, verified=set)
             except (ValueError, TypeError, KeyError, AttributeError, ProtocolError):
                 # A torn last line from a crash mid-append: it was never fsynced,
                 # so it was never sent either.
