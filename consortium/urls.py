@@ -6,5 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("ledger.api.urls")),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
+    path("", include("ledger.ops.urls")),  # /healthz, /readyz, /metrics (docs/operations.md)
     path("", include("consortium.web_urls")),
+    path("", include("ledger.explorer.urls")),
 ]

@@ -10,8 +10,8 @@ from consortium import views
 urlpatterns = [
     path(
         "login/",
-        # Until the explorer gives the site a home page, a login lands on the approvals page.
-        auth_views.LoginView.as_view(next_page=reverse_lazy("governance-approvals"), redirect_authenticated_user=True),
+        # A login lands on the explorer's dashboard, the site's home page.
+        auth_views.LoginView.as_view(next_page=reverse_lazy("explorer:dashboard"), redirect_authenticated_user=True),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page=reverse_lazy("login")), name="logout"),

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from channels.auth import AuthMiddlewareStack
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
 from peers.consumer import PeerConsumer
+from peers.dashboard import DashboardConsumer
 
-# No origin check on purpose: peers are not browsers and send no Origin; the
-# handshake authenticates them.
+# No origin check on the peer route on purpose: peers are not browsers and send
+# no Origin; the handshake authenticates them. The dashboard feed is for
+# browsers only: its Origin must be one of ALLOWED_HOSTS and its session a
+# logged-in user's (peers.dashboard).
 websocket_urlpatterns = [
     path("ws/peer/", PeerConsumer.as_asgi()),
+    path("ws/dashboard/", AllowedHostsOriginValidator(AuthMiddlewareStack(DashboardConsumer.as_asgi()))),
 ]

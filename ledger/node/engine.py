@@ -15,6 +15,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections
@@ -63,6 +64,10 @@ class Engine:
         self.hub: PeerHub | None = None  # once attach_peers() is called
         self._reporter: asyncio.Task | None = None
         self.network = Network()
+        # Explorer live feed (ledger.explorer.events): peer heights from their status messages, last step sent.
+        self._peer_heights: dict[str, int] = {}
+        self._last_step: tuple | None = None
+        self._feed_tasks: set[asyncio.Future] = set()
 
     async def start(self) -> None:
         """Open the chain (initialising it from genesis once) and start the engine thread."""
@@ -89,15 +94,50 @@ class Engine:
         self.network.send = hub.send_threadsafe
         self._reporter = asyncio.create_task(self._report_links())
         hub.set_handlers(
-            on_message=lambda peer, message: self.core.deliver(peer, message),
-            on_peer_up=lambda peer: self.core.peer_up(peer),
+            on_message=self._from_peer,
+            on_peer_up=self._peer_up,
+            on_peer_down=lambda peer: self._emit({"type": "peer.down", "node_key": peer}),  # explorer feed
         )
+
+    def _from_peer(self, peer: str, message: dict) -> None:
+        if message.get("type") == "status" and isinstance(message.get("height"), int):
+            self._peer_heights[peer] = message["height"]  # explorer: the peer's height on the network page
+        self.core.deliver(peer, message)
+
+    def _peer_up(self, peer: str) -> None:
+        self.core.peer_up(peer)
+        # Explorer feed: the new link's details, as NodeState.links will list them.
+        link = next((info.to_dict() for info in self.hub.links() if info.node_key == peer), None)
+        self._emit({"type": "peer.up", "node_key": peer, "link": link})
+
+    def _emit(self, event: dict) -> None:
+        """Explorer feed: publish one event to EVENTS_GROUP from this loop without waiting for it."""
+        task = asyncio.ensure_future(self._send_event(event))
+        self._feed_tasks.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._feed_tasks.discard)
+
+    async def _send_event(self, event: dict) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            await layer.group_send(EVENTS_GROUP, event)
+        except Exception:  # the dashboard feed must never disturb the engine
+            logger.warning("could not publish %s", event["type"], exc_info=True)
 
     async def _report_links(self) -> None:
         """Hand the core a fresh snapshot of the peer links every second (read on this loop only)."""
         while True:
             if self.hub is not None and self.core is not None:
-                self.core.peer_links = [info.to_dict() for info in self.hub.links()]
+                self.core.peer_links = [
+                    {**info.to_dict(), "height": self._peer_heights.get(info.node_key)} for info in self.hub.links()
+                ]
+                # Explorer feed: consensus.step, sampled once a second and sent when it changed.
+                machine = self.core.machine
+                step = (self.core.height, machine.round, machine.step) if machine is not None else None
+                if step is not None and step != self._last_step:
+                    self._last_step = step
+                    self._emit({"type": "consensus.step", "height": step[0], "round": step[1], "step": step[2]})
             await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
@@ -150,5 +190,10 @@ class Engine:
         }
         try:
             await layer.group_send(EVENTS_GROUP, event)
+            # Explorer feed: tx.status and gov.changed for this block, one indexed read (ledger.explorer.events).
+            from ledger.explorer.events import commit_events
+
+            for extra in await database_sync_to_async(commit_events)(committed.height, committed.tx_count):
+                await layer.group_send(EVENTS_GROUP, extra)
         except Exception:  # the dashboard feed must never disturb the engine
             logger.warning("could not publish block %s", committed.height, exc_info=True)

@@ -13,10 +13,10 @@ def test_login_page_needs_no_account(anonymous_client, kit, page):
     assert "cdn" not in html.lower()
 
 
-def test_logging_in_lands_on_the_approvals_page(anonymous_client, kit, home):
+def test_logging_in_lands_on_the_dashboard(anonymous_client, kit, home):
     get_user_model().objects.create_user("carol", password=PASSWORD)
     response = anonymous_client.post("/login/", {"username": "carol", "password": PASSWORD})
-    assert response.status_code == 302 and response.url == "/governance/approvals/"
+    assert response.status_code == 302 and response.url == "/"
 
 
 def test_logging_in_returns_to_the_page_asked_for(anonymous_client, kit, home):

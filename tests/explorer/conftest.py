@@ -1,0 +1,104 @@
+"""A small real chain (ChainKit, three organisations) and the three people of every page test.
+
+The people: a logged-in member of the node (plain user), an admin of another
+organisation (node users are not bound to organisations on chain, so this is
+a second logged-in user with the org-admin permission), and an anonymous
+outsider, who is sent to the login page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from consortium.permissions import make_org_admin
+from ledger import selectors as ledger_selectors
+from ledger.protocol.transactions import SignedTx
+from tests.chainkit import ChainKit, Org
+
+
+@pytest.fixture(autouse=True)
+def _fresh_chain_id() -> Iterator[None]:
+    ledger_selectors.forget_chain_id()
+    yield
+    ledger_selectors.forget_chain_id()
+
+
+@pytest.fixture
+def orgs() -> list[Org]:
+    return [Org("org1"), Org("org2"), Org("org3")]
+
+
+@pytest.fixture
+def kit(db: None, orgs: list[Org]) -> ChainKit:
+    return ChainKit(orgs)
+
+
+@dataclass
+class Chain:
+    kit: ChainKit
+    first: SignedTx  # shipments/box-1 by org1's writer, block 1
+    second: SignedTx  # shipments/box-1 by org2's writer, block 2
+    apples: SignedTx  # inventory/apples, block 2
+    proposal: SignedTx  # org.suspend org3 by org1's admin, block 3
+    vote: SignedTx  # org2 votes yes, block 3
+
+
+@pytest.fixture
+def chain(kit: ChainKit, orgs: list[Org]) -> Chain:
+    first = kit.put(orgs[0].writer, "shipments", "box-1", {"weight": 3, "to": "Rotterdam"})
+    kit.commit([first])
+    second = kit.put(orgs[1].writer, "shipments", "box-1", {"weight": 4, "to": "Antwerp"})
+    apples = kit.put(orgs[0].writer, "inventory", "apples", 10)
+    kit.commit([second, apples])
+    payload = {"proposal_id": "suspend-org3", "action": "org.suspend", "org": {"org_id": "org3"}}
+    proposal = kit.tx(orgs[0].admin, "gov.propose", payload)
+    vote = kit.tx(orgs[1].admin, "gov.vote", {"proposal_id": "suspend-org3", "approve": True})
+    kit.commit([proposal, vote])
+    return Chain(kit, first, second, apples, proposal, vote)
+
+
+@pytest.fixture
+def member_client(db: None) -> Client:
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("member"))
+    return client
+
+
+@pytest.fixture
+def other_admin_client(db: None) -> Client:
+    user = get_user_model().objects.create_user("other-admin")
+    make_org_admin(user)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def readers(member_client: Client, other_admin_client: Client) -> list[Client]:
+    return [member_client, other_admin_client]
+
+
+@pytest.fixture
+def seeds(orgs: list[Org]) -> list[str]:
+    """Every private key's seed in hex; none may ever appear in a page."""
+    return [key.seed.hex() for org in orgs for key in (org.admin, org.writer, org.node)]
+
+
+@pytest.fixture
+def page(seeds: list[str]) -> Callable[..., str]:
+    """GET a page and return its HTML, failing if any private key is in it."""
+
+    def get(client: Client, url: str, status: int = 200) -> str:
+        response = client.get(url)
+        assert response.status_code == status, (url, response.status_code, response.content[:500])
+        html = response.content.decode()
+        for seed in seeds:
+            assert seed not in html, url
+        return html
+
+    return get
