@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -85,6 +86,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": HOME_DIR / "db.sqlite3",
+            # Keep each worker thread's connection: opening one (and its PRAGMAs)
+            # per request cost more than a submit's own queries.
+            "CONN_MAX_AGE": 600,
             # WAL with synchronous=FULL: a transaction that returned from COMMIT
             # survives kill -9 and power loss (see docs/durability.md).
             "OPTIONS": {
@@ -203,12 +207,33 @@ SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Probes and scrapers often speak plain HTTP to the node itself; a redirect to
+# HTTPS would fail them (docs/operations.md).
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
+
+# /metrics: clients from these networks may scrape without a token unless the
+# request came through a proxy; anyone else needs "Authorization: Bearer TOKEN".
+try:
+    CONSORTIUM_METRICS_ALLOW = [
+        ipaddress.ip_network(cidr) for cidr in env_list("CONSORTIUM_METRICS_ALLOW", ["127.0.0.0/8", "::1/128"])
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"CONSORTIUM_METRICS_ALLOW: {exc}") from None
+CONSORTIUM_METRICS_TOKEN = env_secret("CONSORTIUM_METRICS_TOKEN")
+
+# One JSON object per line for log shippers, or plain text for a developer.
+LOG_FORMAT = env_str("CONSORTIUM_LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"CONSORTIUM_LOG_FORMAT={LOG_FORMAT!r}: use json or plain")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "ledger.ops.logformat.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("CONSORTIUM_LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }
