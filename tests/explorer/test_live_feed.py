@@ -1,0 +1,114 @@
+"""/ws/dashboard/ through the real ASGI application, and the events the engine publishes per commit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.db import connections
+from django.test import Client
+
+from consortium.asgi import application
+from ledger.explorer.events import commit_events
+from ledger.node.engine import EVENTS_GROUP
+
+ORIGIN = b"http://127.0.0.1:8000"
+BLOCK = {"type": "block.committed", "height": 7, "hash": "ab" * 32, "round": 0, "tx_count": 2, "time_ms": 1}
+
+
+@pytest.fixture
+async def worker_db(transactional_db: None) -> AsyncIterator[None]:
+    yield
+    # Sessions are read on asgiref's worker thread: close its connection there, or PostgreSQL keeps the test
+    # database busy at teardown.
+    await database_sync_to_async(connections.close_all)()
+
+
+def _login() -> bytes:
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("watcher"))
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+@pytest.fixture
+async def session_cookie(worker_db: None) -> bytes:
+    return await database_sync_to_async(_login)()
+
+
+def socket(*headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, "/ws/dashboard/", headers=list(headers))
+
+
+async def subscribed(cookie: bytes, *topics: str) -> WebsocketCommunicator:
+    communicator = socket((b"origin", ORIGIN), (b"cookie", cookie))
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_json_to({"subscribe": list(topics)})
+    assert await communicator.receive_json_from() == {"type": "subscribed", "topics": sorted(topics)}
+    return communicator
+
+
+async def test_an_anonymous_browser_is_refused(worker_db):
+    communicator = socket((b"origin", ORIGIN))
+    try:
+        connected, code = await communicator.connect()
+        assert not connected and code == 4401
+    finally:
+        await communicator.disconnect()
+
+
+async def test_a_page_of_another_site_is_refused_even_with_a_session(session_cookie):
+    communicator = socket((b"origin", b"http://evil.example"), (b"cookie", session_cookie))
+    try:
+        connected, _ = await communicator.connect()
+        assert not connected
+    finally:
+        await communicator.disconnect()
+
+
+async def test_a_subscribed_browser_receives_a_block_published_to_the_group(session_cookie):
+    communicator = await subscribed(session_cookie, "block.committed")
+    try:
+        await get_channel_layer().group_send(EVENTS_GROUP, BLOCK)
+        assert await communicator.receive_json_from(timeout=2) == BLOCK
+    finally:
+        await communicator.disconnect()
+
+
+async def test_a_topic_not_subscribed_to_is_not_received(session_cookie):
+    communicator = await subscribed(session_cookie, "block.committed")
+    try:
+        await get_channel_layer().group_send(EVENTS_GROUP, {"type": "peer.down", "node_key": "cd" * 32})
+        assert await communicator.receive_nothing(timeout=0.3)
+        await communicator.send_json_to({"unsubscribe": ["block.committed"]})
+        assert await communicator.receive_json_from() == {"type": "subscribed", "topics": []}
+        await get_channel_layer().group_send(EVENTS_GROUP, BLOCK)
+        assert await communicator.receive_nothing(timeout=0.3)
+    finally:
+        await communicator.disconnect()
+
+
+async def test_an_unknown_topic_or_malformed_message_is_an_error_and_changes_nothing(session_cookie):
+    communicator = await subscribed(session_cookie, "tx.status")
+    try:
+        for bad in ('{"subscribe": ["secrets"]}', "[1]", "not json", '{"subscribe": "tx.status"}'):
+            await communicator.send_to(text_data=bad)
+            assert (await communicator.receive_json_from())["type"] == "error"
+        await communicator.send_json_to({"subscribe": []})
+        assert await communicator.receive_json_from() == {"type": "subscribed", "topics": ["tx.status"]}
+    finally:
+        await communicator.disconnect()
+
+
+def test_a_commit_is_announced_with_its_transactions_and_governance_changes(chain):
+    height = chain.kit.state.tip.height
+    events = commit_events(height, 2)
+    assert [e["type"] for e in events] == ["tx.status", "gov.changed"]
+    assert [t["tx_id"] for t in events[0]["txs"]] == [chain.proposal.tx_id, chain.vote.tx_id]
+    assert events[1]["tx_types"] == ["gov.propose", "gov.vote"]
+    assert [e["type"] for e in commit_events(height - 1, 2)] == ["tx.status"]  # state writes only
+    assert commit_events(height, 0) == []
