@@ -195,6 +195,9 @@ CONSENSUS_TIMEOUTS = {
     ),
 }
 CONSORTIUM_MAX_BLOCK_TXS = env_int("CONSORTIUM_MAX_BLOCK_TXS", 2000)
+# Pause between heights (CometBFT's timeout_commit), in seconds: under load a
+# block then gathers many transactions instead of one each.
+CONSORTIUM_BLOCK_INTERVAL = env_float("CONSORTIUM_BLOCK_INTERVAL", 0.1)
 
 # Production hardening; each can be relaxed by environment for a lab setup.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

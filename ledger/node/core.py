@@ -109,6 +109,7 @@ class EngineCore:
         max_block_txs: int,
         network: Network | None = None,
         on_commit: Callable[[Committed], None] = lambda committed: None,
+        block_interval: float = 0.0,
     ) -> None:
         self.home = home
         self.state = state
@@ -116,6 +117,10 @@ class EngineCore:
         self.max_block_txs = max_block_txs
         self.network = network or Network()
         self.on_commit = on_commit
+        # Like CometBFT's timeout_commit: a pause between heights, so that under
+        # load a block gathers many transactions instead of one each.
+        self.block_interval = block_interval
+        self._next_height_at = 0.0
         self.me = home.node_key.public_key
         self.signing = SigningLog(home.path, home.node_key, home.chain_id)
         self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -144,6 +149,10 @@ class EngineCore:
 
     def peer_up(self, peer: str) -> None:
         self.inbox.put(("peer_up", peer))
+
+    def note_from_peers(self, tx_ids: list[str]) -> None:
+        """Transactions admitted from peers' gossip: pending work, and not ours to gossip again."""
+        self.inbox.put(("from_peers", tx_ids))
 
     def stop(self) -> None:
         self.inbox.put(("stop", None))
@@ -191,6 +200,8 @@ class EngineCore:
     def _maybe_start(self, resuming: bool) -> None:
         if self._started or self.sync.behind(self.state.tip.height):
             return  # never vote while catching up
+        if not resuming and time.monotonic() < self._next_height_at:
+            return
         if resuming or self._log.messages or self._pool_has_work():
             self._started = True
             self._carry_out(self.machine.start())
@@ -204,6 +215,9 @@ class EngineCore:
             self._send_status(payload)
             self._send_height_log(payload)
             self._send_pool(payload)
+        elif kind == "from_peers":
+            for tx_id in payload:
+                self._remember_from_peer(tx_id)
         elif kind == "stop":
             self._stopping = True
 
@@ -216,6 +230,8 @@ class EngineCore:
             _, _, kind, height, round_ = heapq.heappop(self._timers)
             return "timeout", (kind, height, round_)
         until_timer = self._timers[0][0] - time.monotonic() if self._timers else IDLE_CHECK_SECONDS
+        if not self._started and self._next_height_at > time.monotonic():
+            until_timer = min(until_timer, self._next_height_at - time.monotonic())
         wait = max(0.0, min(until_timer, STATUS_SECONDS))
         try:
             return self.inbox.get(timeout=wait)
@@ -354,6 +370,7 @@ class EngineCore:
         self._announce(block, decision.round)
 
     def _announce(self, block: Block, round_: int) -> None:
+        self._next_height_at = time.monotonic() + self.block_interval
         self.on_commit(Committed(block.height, block.hash, round_, len(block.txs), block.header["time_ms"]))
         self._send_status(None)
 
@@ -372,8 +389,6 @@ class EngineCore:
                 self._serve_blocks(peer, message)
             elif kind == "blocks":
                 self._blocks_from_peer(peer, message)
-            elif kind == "txs":
-                self._transactions_from_peer(message)
         except (ProtocolError, KeyError, TypeError, ValueError) as bad:
             logger.info("dropped a malformed %s message from %s: %s", kind, peer[:12] if peer else "-", bad)
 
@@ -468,15 +483,6 @@ class EngineCore:
             return
         self.sync.asked_at, self.sync.asked_from = now, tip + 1
         self.network.send(self.sync.peer, {"type": "get_blocks", "from": tip + 1, "count": MAX_BLOCKS_PER_RESPONSE})
-
-    def _transactions_from_peer(self, message: dict[str, Any]) -> None:
-        envelopes = message["envelopes"]
-        if not isinstance(envelopes, list) or len(envelopes) > TX_GOSSIP_BATCH * 2:
-            raise ProtocolError("bad_message", "envelopes is a bounded list")
-        close_old_connections()
-        for outcome in pool.admit(envelopes, chain_id=self.home.chain_id):
-            if isinstance(outcome, pool.Admission) and outcome.created:
-                self._remember_from_peer(outcome.tx_id)
 
     def _remember_from_peer(self, tx_id: str) -> None:
         if len(self._from_peers) == self._from_peers.maxlen:

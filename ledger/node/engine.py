@@ -13,13 +13,15 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
 
+from ledger import pool
 from ledger.consensus.machine import Timeouts
 from ledger.node.core import Committed, EngineCore, Network
 from ledger.node.home import NodeHome
@@ -46,6 +48,17 @@ def timeouts_from_settings() -> Timeouts:
     )
 
 
+GOSSIP_BATCH_LIMIT = 2000
+
+
+def _admit_from_peer(envelopes: list, chain_id: str) -> list[str]:
+    try:
+        outcomes = pool.admit(envelopes, chain_id=chain_id)
+    finally:
+        close_old_connections()
+    return [o.tx_id for o in outcomes if isinstance(o, pool.Admission) and o.created]
+
+
 def _open(home: NodeHome) -> LedgerState:
     try:
         return open_chain(home.genesis_text)
@@ -63,6 +76,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.hub: PeerHub | None = None  # once attach_peers() is called
         self._reporter: asyncio.Task | None = None
+        self._admitting = asyncio.Lock()
         self.network = Network()
         # Explorer live feed (ledger.explorer.events): peer heights from their status messages, last step sent.
         self._peer_heights: dict[str, int] = {}
@@ -80,6 +94,7 @@ class Engine:
             max_block_txs=settings.CONSORTIUM_MAX_BLOCK_TXS,
             network=self.network,
             on_commit=self._committed_from_thread,
+            block_interval=settings.CONSORTIUM_BLOCK_INTERVAL,
         )
         self.state = state
         self._thread = threading.Thread(target=self.core.run, name="consortium-engine", daemon=True)
@@ -99,10 +114,24 @@ class Engine:
             on_peer_down=lambda peer: self._emit({"type": "peer.down", "node_key": peer}),  # explorer feed
         )
 
-    def _from_peer(self, peer: str, message: dict) -> None:
+    def _from_peer(self, peer: str, message: dict) -> Awaitable[None] | None:
+        # Gossiped transactions are admitted beside the engine thread, not in
+        # it: verifying thousands of signatures must never delay a vote.
+        if message.get("type") == "txs":
+            return self._admit_gossip(message.get("envelopes"))
         if message.get("type") == "status" and isinstance(message.get("height"), int):
             self._peer_heights[peer] = message["height"]  # explorer: the peer's height on the network page
         self.core.deliver(peer, message)
+        return None
+
+    async def _admit_gossip(self, envelopes: object) -> None:
+        if not isinstance(envelopes, list) or len(envelopes) > GOSSIP_BATCH_LIMIT:
+            logger.info("dropped a malformed transaction batch from a peer")
+            return
+        async with self._admitting:  # one batch at a time; the hub awaits us, which is our backpressure
+            created = await asyncio.to_thread(_admit_from_peer, envelopes, self.home.chain_id)
+        if created:
+            self.core.note_from_peers(created)
 
     def _peer_up(self, peer: str) -> None:
         self.core.peer_up(peer)
