@@ -8,7 +8,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from ledger.ops import access, health, metrics
 
@@ -38,9 +38,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         response = HttpResponse("metrics need a bearer token from this address\n", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
+    # The text format version the scraper asks for (classic 0.0.4 unless it says otherwise).
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     try:
-        body = generate_latest(metrics.REGISTRY)
+        body = encode(metrics.REGISTRY)
     except DatabaseError:
         logger.warning("metrics: the database did not answer", exc_info=True)
         return HttpResponse("the database did not answer\n", status=503, content_type="text/plain")
-    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(body, content_type=content_type)
