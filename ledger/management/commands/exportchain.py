@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import IO
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -33,7 +34,7 @@ class Command(BaseCommand):
         bar = tqdm(total=height, unit="block", file=sys.stderr, disable=no_progress or None)
         try:
             if str(file) == "-":
-                _write(self.stdout._out, format, genesis, height, tip_hash, bar)
+                _write(sys.stdout, format, genesis, height, tip_hash, bar)
             else:
                 with file.open("w", encoding="utf-8", newline="") as out:
                     _write(out, format, genesis, height, tip_hash, bar)
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             self.stderr.write(f"exported {height} blocks of chain {genesis['chain_id']} to {file} ({format})")
 
 
-def _write(out, format: str, genesis: dict, height: int, tip_hash: str, bar: tqdm) -> None:
+def _write(out: IO[str], format: str, genesis: dict, height: int, tip_hash: str, bar: tqdm) -> None:
     csv_writer = chainfile.CsvWriter(out) if format == "csv" else None
     if csv_writer is None:
         chainfile.write_line(out, genesis)
