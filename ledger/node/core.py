@@ -164,6 +164,7 @@ class EngineCore:
             while not self._stopping:
                 self._run_height()
         finally:
+            self.signing.close()
             connections.close_all()
 
     @property
@@ -274,7 +275,7 @@ class EngineCore:
         self._carry_out(effects)
 
     def _carry_out(self, effects: list) -> None:
-        pending = deque(effects)
+        pending, outgoing = deque(effects), []
         while pending:
             effect = pending.popleft()
             if isinstance(effect, Broadcast):
@@ -284,7 +285,7 @@ class EngineCore:
                     continue
                 wire = message_to_wire(signed)
                 self._log.messages[_message_key(signed)] = wire
-                self.network.broadcast({"type": "consensus", "message": wire})
+                outgoing.append({"type": "consensus", "message": wire})
                 machine_effects = (
                     self.machine.on_vote(signed) if isinstance(signed, Vote) else self.machine.on_proposal(signed)
                 )
@@ -296,6 +297,10 @@ class EngineCore:
                 self._commit(effect)
             elif isinstance(effect, Evidence):
                 self._record_evidence(effect)
+        # One fsync for every signature this input produced, before any leaves the node.
+        self.signing.flush()
+        for message in outgoing:
+            self.network.broadcast(message)
 
     def _record_evidence(self, evidence: Evidence) -> None:
         first, second = evidence.first, evidence.second

@@ -3,7 +3,8 @@
 Like CometBFT's `priv_validator_state`, but keeping every message signed at
 the current height rather than only the last: before a signature leaves the
 node, the signed message is appended to `signing_log.jsonl` in the node's
-home and fsynced. After a crash the engine replays the log into a fresh
+home and fsynced (`flush()`, once for all signatures one input produced).
+After a crash the engine replays the log into a fresh
 consensus machine, so the node resumes the height exactly where it was (its
 lock included), and signing the same intent again returns the logged
 signature instead of a new one. An intent that conflicts with the log is
@@ -23,6 +24,7 @@ from ledger.protocol.errors import ProtocolError
 from ledger.protocol.keys import SigningKey
 
 LOG_FILE = "signing_log.jsonl"
+COMPACT_BYTES = 1024 * 1024  # past this the log is rewritten with the current height only
 logger = logging.getLogger(__name__)
 
 Message = Vote | Proposal
@@ -40,6 +42,8 @@ class SigningLog:
         self.chain_id = chain_id
         self.height = 0
         self.signed: dict[tuple[int, int, str], Message] = {}
+        self._fd: int | None = None
+        self._unsynced = False
         self._load()
 
     def _load(self) -> None:
@@ -63,11 +67,21 @@ class SigningLog:
     def begin_height(self, height: int) -> list[Message]:
         """Start signing at `height`; returns what was already signed there (to replay)."""
         if height < self.height:
-            raise RuntimeError(f"the signing log is at height {self.height}; refusing to go back to {height}")
+            # The database is behind what this validator already signed (restored
+            # from an older backup): it may follow and sync those heights, but
+            # sign() refuses anything below the log's height, so it never
+            # signs twice.
+            logger.warning(
+                "database at height %s is behind the signing log (%s): not signing until then", height - 1, self.height
+            )
+            return []
         if height > self.height:
             self.height = height
             self.signed = {slot: m for slot, m in self.signed.items() if slot[0] >= height}
-            self._rewrite()
+            if self.path.exists() and self.path.stat().st_size > COMPACT_BYTES:
+                self._rewrite()
+            else:  # a marker is enough; it becomes durable with the next signature
+                self._write({"kind": "height", "height": height})
         return [m for slot, m in sorted(self.signed.items(), key=lambda item: item[0]) if slot[0] == height]
 
     def sign(self, intent: VoteIntent | ProposalIntent) -> Message | None:
@@ -79,20 +93,33 @@ class SigningLog:
         if held is not None:
             return held if _same(held, intent) else None
         message = sign_intent(self.key, self.chain_id, intent)
-        self._append(message)
+        self._write(message_to_wire(message))
         self.signed[slot] = message
         return message
 
-    def _append(self, message: Message) -> None:
-        line = json.dumps(message_to_wire(message), separators=(",", ":")) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def flush(self) -> None:
+        """Make every signature written so far durable; call before any of them leaves the node."""
+        if self._unsynced and self._fd is not None:
+            os.fsync(self._fd)
+            self._unsynced = False
+
+    def _write(self, line: dict) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(self._fd, (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8"))
+        self._unsynced = True
+
+    def close(self) -> None:
+        self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def _rewrite(self) -> None:
+        """Compact the log to the current height's messages (atomically, then fsynced)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         tmp = self.path.with_suffix(".tmp")
         lines = [{"kind": "height", "height": self.height}, *(message_to_wire(m) for m in self.signed.values())]
         text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
