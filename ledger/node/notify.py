@@ -9,6 +9,7 @@ notification only delays a block until the engine's next idle check.
 from __future__ import annotations
 
 import logging
+import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -27,5 +28,20 @@ async def pool_changed_async() -> None:
         logger.warning("could not notify the engine of new transactions", exc_info=True)
 
 
+_last_sent = 0.0
+COALESCE_SECONDS = 0.05  # the engine pauses this long between heights anyway
+
+
 def pool_changed() -> None:
+    """Wake the engine, at most once per COALESCE_SECONDS per process.
+
+    Each notification is a hop onto the event loop; under a stream of single
+    submits one per 50 ms is as good as one per request, since the engine
+    reads the whole pool when it wakes.
+    """
+    global _last_sent  # one per process, like the channel layer itself
+    now = time.monotonic()
+    if now - _last_sent < COALESCE_SECONDS:
+        return
+    _last_sent = now
     async_to_sync(pool_changed_async)()
