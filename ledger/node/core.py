@@ -189,6 +189,9 @@ class EngineCore:
         replay = self.signing.begin_height(height) if self.me in validators else []
         for message in replay:
             self._feed(message)
+        for wire in list(self.signing.seen) if self.me in validators else []:
+            # What others sent us before a crash, so the machine regains its lock.
+            self._consensus_from_peer(None, wire, replaying=True)
         future, self._future = self._future, []
         for wire in future:
             self._consensus_from_peer(None, wire)
@@ -268,8 +271,14 @@ class EngineCore:
     # ---- consensus effects -------------------------------------------------
 
     def _feed(self, message: Vote | Proposal) -> None:
-        if isinstance(message, Proposal) and message.block.header.get("proposer") != message.sender:
-            return  # a block must name the validator that proposed it
+        if (
+            isinstance(message, Proposal)
+            and message.valid_round == -1
+            and message.block.header.get("proposer") != message.sender
+        ):
+            # A fresh block names its proposer; a re-proposal (rule 2) carries
+            # the block an earlier round's proposer built, so it cannot.
+            return
         self._log.messages[_message_key(message)] = message_to_wire(message)
         effects = self.machine.on_vote(message) if isinstance(message, Vote) else self.machine.on_proposal(message)
         self._carry_out(effects)
@@ -397,7 +406,7 @@ class EngineCore:
         except (ProtocolError, KeyError, TypeError, ValueError) as bad:
             logger.info("dropped a malformed %s message from %s: %s", kind, peer[:12] if peer else "-", bad)
 
-    def _consensus_from_peer(self, peer: str | None, wire: Any) -> None:
+    def _consensus_from_peer(self, peer: str | None, wire: Any, *, replaying: bool = False) -> None:
         if not isinstance(wire, dict) or not isinstance(wire.get("height"), int):
             raise ProtocolError("bad_message", "a consensus message needs a height")
         height = wire["height"]
@@ -413,6 +422,8 @@ class EngineCore:
         key = _message_key(message)
         if key in self._log.messages or not self._authentic(message):
             return
+        if not replaying and self.me in self.machine.validators:
+            self.signing.record_seen(wire)
         self._feed(message)
         # Relay once: a message one correct node received reaches every correct node.
         self.network.broadcast({"type": "consensus", "message": wire})

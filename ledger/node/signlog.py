@@ -42,6 +42,9 @@ class SigningLog:
         self.chain_id = chain_id
         self.height = 0
         self.signed: dict[tuple[int, int, str], Message] = {}
+        # Other validators' messages accepted at the current height (wire form):
+        # with our own signatures they rebuild the machine's lock after a crash.
+        self.seen: list[dict] = []
         self._fd: int | None = None
         self._unsynced = False
         self._load()
@@ -54,6 +57,9 @@ class SigningLog:
                 data = json.loads(line)
                 if data.get("kind") == "height":  # the height marker written by begin_height
                     self.height = max(self.height, int(data["height"]))
+                    continue
+                if data.get("kind") == "seen":
+                    self.seen.append(data["message"])
                     continue
                 message = message_from_wire(data, chain_id=self.chain_id, verified=set)
             except (ValueError, TypeError, KeyError, AttributeError, ProtocolError):
@@ -75,6 +81,7 @@ class SigningLog:
                 "database at height %s is behind the signing log (%s): not signing until then", height - 1, self.height
             )
             return []
+        self.seen = [wire for wire in self.seen if isinstance(wire, dict) and wire.get("height") == height]
         if height > self.height:
             self.height = height
             self.signed = {slot: m for slot, m in self.signed.items() if slot[0] >= height}
@@ -96,6 +103,16 @@ class SigningLog:
         self._write(message_to_wire(message))
         self.signed[slot] = message
         return message
+
+    def record_seen(self, wire: dict) -> None:
+        """Log another validator's accepted message; durable with our next signature's fsync.
+
+        That is exactly when it matters: a lock (rule 4) is taken on 2f+1
+        prevotes and shown by our precommit, so the prevotes are on disk
+        before the precommit leaves the node, and a restart replays both.
+        """
+        self.seen.append(wire)
+        self._write({"kind": "seen", "message": wire})
 
     def flush(self) -> None:
         """Make every signature written so far durable; call before any of them leaves the node."""
@@ -121,7 +138,11 @@ class SigningLog:
             os.close(self._fd)
             self._fd = None
         tmp = self.path.with_suffix(".tmp")
-        lines = [{"kind": "height", "height": self.height}, *(message_to_wire(m) for m in self.signed.values())]
+        lines = [
+            {"kind": "height", "height": self.height},
+            *(message_to_wire(m) for m in self.signed.values()),
+            *({"kind": "seen", "message": wire} for wire in self.seen),
+        ]
         text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

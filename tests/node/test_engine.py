@@ -158,3 +158,58 @@ def test_engine_resumes_a_height_from_its_signing_log_after_a_crash(home):
     with RunningEngine(home):
         wait_for_height(1)
     assert Block.objects.get(height=1).hash == block.hash  # exactly what it had signed
+
+
+def test_a_restarted_validator_regains_its_lock_from_the_signing_log(tmp_path):
+    """Amnesia would be Byzantine: the prevotes behind our precommit are replayed with it."""
+    import json
+
+    from ledger.consensus.messages import sign_intent
+    from ledger.node.wire import message_to_wire
+    from ledger.protocol.keys import write_key_file
+    from tests.chainkit import Org, make_genesis
+
+    orgs = [Org(f"org{i}") for i in range(1, 5)]
+    home_dir = tmp_path / "validator"
+    home_dir.mkdir()
+    (home_dir / "genesis.json").write_text(json.dumps(make_genesis(orgs, "lock-chain")))
+    me = orgs[0]
+    write_key_file(home_dir / "node_key", me.node)
+    home = load_home(home_dir)
+    state = open_chain(home.genesis_text)
+    keys = sorted(org.node.public_key for org in orgs)
+    proposer = next(org for org in orgs if org.node.public_key == keys[1 % 4])  # proposer(h=1, r=0)
+    block, _ = build_block(
+        [],
+        tip=state.tip,
+        membership=state.membership,
+        reader=DatabaseStateReader(),
+        proposer=proposer.node.public_key,
+        time_ms=state.tip.time_ms + 5,
+    )
+    proposal = sign_intent(proposer.node, "lock-chain", ProposalIntent(1, 0, block.hash, -1, block))
+    others = [org for org in orgs if org is not me][:2]
+    prevotes = [sign_intent(org.node, "lock-chain", VoteIntent("prevote", 1, 0, block.hash)) for org in others]
+    # Before the crash: it saw the proposal and two prevotes, and signed its own prevote and precommit.
+    log = SigningLog(home.path, home.node_key, home.chain_id)
+    log.begin_height(1)
+    for message in [proposal, *prevotes]:
+        log.record_seen(message_to_wire(message))
+    log.sign(VoteIntent("prevote", 1, 0, block.hash))
+    log.sign(VoteIntent("precommit", 1, 0, block.hash))
+    log.close()
+
+    core = EngineCore(home, open_chain(home.genesis_text), timeouts=FAST, max_block_txs=10)
+    core._run_height = _one_pass(core)  # build the height's machine and replay the log, then stop
+    core.run()
+    assert (core.machine.locked_round, core.machine.locked_value.hash) == (0, block.hash)
+
+
+def _one_pass(core: EngineCore):
+    original = core._run_height
+
+    def run_once() -> None:
+        core.stop()
+        original()
+
+    return run_once
