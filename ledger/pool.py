@@ -13,14 +13,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
-
 from consortium.models import MemberKey
 from ledger.models import Transaction
 from ledger.protocol.canonical import loads_strict
 from ledger.protocol.errors import ProtocolError
 from ledger.protocol.keys import verify
 from ledger.protocol.transactions import SignedTx, parse_envelope
+from ledger.writes import write_transaction
 
 ROLE_NEEDED = {
     "state.put": "writer",
@@ -173,7 +172,7 @@ def _write_rows(txs: list[SignedTx]) -> None:
         for tx in txs
     ]
     # ignore_conflicts: a concurrent submit of the same tx_id is the same transaction.
-    with transaction.atomic():
+    with write_transaction():
         Transaction.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
 
 

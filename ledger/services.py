@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -16,6 +16,7 @@ from ledger.models import Block as BlockRow
 from ledger.models import Chain, CommitSignature, StateChange, StateEntry, Transaction
 from ledger.protocol.blocks import genesis_hash
 from ledger.protocol.genesis import parse_genesis_text
+from ledger.writes import write_transaction
 
 _BATCH = 500
 _MAX_PARAMETERS = 9000  # below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters
@@ -45,7 +46,7 @@ def open_chain(genesis_text: bytes) -> LedgerState:
     """
     genesis = parse_genesis_text(genesis_text)
     expected = genesis_hash(genesis)
-    with transaction.atomic():
+    with write_transaction():
         chain = Chain.objects.first()
         if chain is None:
             Chain.objects.create(chain_id=genesis["chain_id"], genesis_hash=expected, genesis_text=genesis_text)
@@ -97,7 +98,7 @@ def commit_block(block: Block, run: Execution, *, commit: list[dict], round_: in
     One database transaction: after a crash either all of the block is there
     or none of it, and the node resumes at the next height.
     """
-    with transaction.atomic():
+    with write_transaction():
         row = BlockRow.objects.create(hash=block.hash, round=round_, **block.header)
         CommitSignature.objects.bulk_create(CommitSignature(block=row, **vote) for vote in commit)
         _store_transactions(row, block, run)

@@ -16,8 +16,6 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
-from rest_framework.views import set_rollback
 
 from ledger.pool import Forbidden
 from ledger.protocol.errors import ProtocolError
@@ -51,9 +49,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, RequestDataTooBig):
         exc = ApiError("too_large", "the request body is larger than this node accepts", 413)
     if isinstance(exc, ApiError):
+        from rest_framework.views import set_rollback  # see _drf_handler
+
         set_rollback()
         return Response(exc.as_dict(), status=exc.status)
-    response = drf_exception_handler(exc, context)  # also maps Http404 and Django's PermissionDenied
+    response = _drf_handler(exc, context)  # also maps Http404 and Django's PermissionDenied
     if response is None:
         return None  # a bug, not an input: let it be a 500 with a traceback in the log
     response.data = error_body(_code(exc), _detail(exc))
@@ -79,3 +79,11 @@ def _detail(exc: Exception) -> Any:
     if isinstance(exc, exceptions.APIException):
         return str(exc.detail)
     return str(exc) or "not found"
+
+
+def _drf_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Imported here, not at the top: rest_framework.views builds APIView from
+    # the API settings, which import our parser, which imports this module.
+    from rest_framework.views import exception_handler
+
+    return exception_handler(exc, context)

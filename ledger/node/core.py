@@ -51,6 +51,7 @@ from ledger.node.sync import MAX_BLOCKS_PER_RESPONSE, apply_synced_block, stored
 from ledger.node.wire import message_from_wire, message_to_wire
 from ledger.protocol.errors import ProtocolError
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
+from ledger.writes import write_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +255,10 @@ class EngineCore:
     def _report(self) -> None:
         """Publish where this node is for web workers (ledger.models.NodeState)."""
         close_old_connections()
+        with write_transaction():
+            self._write_report()
+
+    def _write_report(self) -> None:
         NodeState.objects.update_or_create(
             pk=1,
             defaults={

@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 from rest_framework.test import APIClient
 
+import ledger.api.transactions  # noqa: F401 - imported so mock.patch can find it in any test order
 from ledger.models import Transaction
 from ledger.protocol.merkle import verify_inclusion
 from tests.api.conftest import API, assert_error, submit
