@@ -18,8 +18,9 @@ function chart(id, type, labels, values, label) {
 }
 
 const minuteLabel = (ms) => new Date(ms).toISOString().slice(11, 16);
-const perBlock = chart("chart-tx-per-block", "bar", blocks.heights, blocks.tx_counts, "transactions");
-const blockTime = chart("chart-block-time", "line", blocks.heights, blocks.block_times, "seconds");
+// Each chart gets its own copy of the labels: push() adds one label per chart per block.
+const perBlock = chart("chart-tx-per-block", "bar", [...blocks.heights], blocks.tx_counts, "transactions");
+const blockTime = chart("chart-block-time", "line", [...blocks.heights], blocks.block_times, "seconds");
 const perMinute = chart("chart-tx-per-minute", "bar", minutes.minutes.map(minuteLabel), minutes.tx_counts, "transactions");
 
 function push(c, label, value) {
