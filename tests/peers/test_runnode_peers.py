@@ -116,4 +116,5 @@ def test_a_real_node_takes_messages_beyond_daphnes_1_mib_default(launcher: NodeL
     pong = asyncio.run(authenticated_big_message(node.ws_url + "/ws/peer/", other_key, 2 * 1024 * 1024))
 
     assert pong == {"seq": 7, "type": "peer-pong"}
-    assert node.stop() == 0
+    code = node.stop()
+    assert code == 0, f"exit {code}; stderr tail:\n{node.stderr()[-3000:]}"
