@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
@@ -97,10 +98,25 @@ class Engine:
             block_interval=settings.CONSORTIUM_BLOCK_INTERVAL,
         )
         self.state = state
-        self._thread = threading.Thread(target=self.core.run, name="consortium-engine", daemon=True)
+        self._thread = threading.Thread(target=self._run_core, name="consortium-engine", daemon=True)
         self._thread.start()
         self._listener = asyncio.create_task(self._listen())
         logger.info("engine started at height %s", state.tip.height)
+
+    def _run_core(self) -> None:
+        """The engine thread. If it fails, the node exits rather than serve without a writer.
+
+        A node that answers HTTP while its engine is dead would look alive to
+        its operator and to load balancers while committing nothing. Every
+        commit is atomic and every signature logged before it is sent, so
+        exiting is as safe as a kill -9: the supervisor restarts it and it
+        resumes where it was.
+        """
+        try:
+            self.core.run()
+        except BaseException:
+            logger.critical("the engine failed; the node exits so that it is restarted", exc_info=True)
+            os._exit(70)
 
     def attach_peers(self, hub: PeerHub) -> None:
         """Route peer messages to the core and the core's messages to the peers."""
