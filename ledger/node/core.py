@@ -71,6 +71,7 @@ class Committed:
     round: int
     tx_count: int
     time_ms: int
+    proposer: str
 
 
 @dataclass
@@ -390,7 +391,11 @@ class EngineCore:
 
     def _announce(self, block: Block, round_: int) -> None:
         self._next_height_at = time.monotonic() + self.block_interval
-        self.on_commit(Committed(block.height, block.hash, round_, len(block.txs), block.header["time_ms"]))
+        self.on_commit(
+            Committed(
+                block.height, block.hash, round_, len(block.txs), block.header["time_ms"], block.header["proposer"]
+            )
+        )
         self._send_status(None)
 
     # ---- messages from peers -------------------------------------------------

@@ -103,6 +103,10 @@ class Engine:
         self._listener = asyncio.create_task(self._listen())
         logger.info("engine started at height %s", state.tip.height)
 
+    def _org_of(self, node_key: str) -> str | None:
+        peer = self.state.membership.peers.get(node_key) if self.state is not None else None
+        return peer.org_id if peer is not None else None
+
     def _run_core(self) -> None:
         """The engine thread. If it fails, the node exits rather than serve without a writer.
 
@@ -232,6 +236,8 @@ class Engine:
             "round": committed.round,
             "tx_count": committed.tx_count,
             "time_ms": committed.time_ms,
+            "proposer": committed.proposer,
+            "proposer_org": self._org_of(committed.proposer),
         }
         try:
             await layer.group_send(EVENTS_GROUP, event)

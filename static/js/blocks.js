@@ -8,7 +8,7 @@ const nav = document.getElementById("block-nav");
 connectLive({
   "block.committed"(e) {
     if (list && list.dataset.livePrepend === "true") {
-      const tr = row([[String(e.height), `/blocks/${e.height}/`], `${e.hash.slice(0, 16)}…`, String(e.tx_count), String(e.round), "", ""], {
+      const tr = row([[String(e.height), `/blocks/${e.height}/`], `${e.hash.slice(0, 16)}…`, String(e.tx_count), String(e.round), e.proposer_org || "?", ""], {
         height: e.height,
       });
       tr.cells[5].dataset.timeMs = e.time_ms;

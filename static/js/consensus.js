@@ -13,7 +13,7 @@ connectLive({
     setText("consensus-step", e.step);
   },
   "block.committed"(e) {
-    const tr = row([[String(e.height), `/blocks/${e.height}/`], String(e.round + 1), "", String(e.tx_count), ""], {
+    const tr = row([[String(e.height), `/blocks/${e.height}/`], String(e.round + 1), e.proposer_org || "?", String(e.tx_count), ""], {
       height: e.height,
       round: e.round,
     });

@@ -88,7 +88,7 @@ connectLive({
     addToMinute(e.time_ms, e.tx_count);
     recent.push({ time: e.time_ms, txs: e.tx_count });
     lastTime = e.time_ms;
-    const tr = row([[String(e.height), `/blocks/${e.height}/`], String(e.tx_count), String(e.round), "", ""], {
+    const tr = row([[String(e.height), `/blocks/${e.height}/`], String(e.tx_count), String(e.round), e.proposer_org || "?", ""], {
       height: e.height,
     });
     tr.cells[4].dataset.timeMs = e.time_ms;
