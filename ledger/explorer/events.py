@@ -1,6 +1,6 @@
 """The typed events of the live feed, built once per commit by the engine (ledger.node.engine).
 
-The engine publishes every event to the channel-layer group EVENTS_GROUP;
+The engine publishes every event once, to the channel-layer group of its topic (engine.topic_group);
 peers.dashboard forwards each to the sockets subscribed to its topic, so a
 thousand open dashboards cost the engine one group_send per event.
 

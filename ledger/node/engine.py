@@ -37,6 +37,11 @@ logger = logging.getLogger(__name__)
 EVENTS_GROUP = "consortium.events"
 
 
+def topic_group(topic: str) -> str:
+    """The channel-layer group of one live-feed topic: a socket joins only what it shows."""
+    return f"{EVENTS_GROUP}.{topic}"
+
+
 def timeouts_from_settings() -> Timeouts:
     t = settings.CONSENSUS_TIMEOUTS
     return Timeouts(
@@ -160,7 +165,7 @@ class Engine:
         self._emit({"type": "peer.up", "node_key": peer, "link": link})
 
     def _emit(self, event: dict) -> None:
-        """Explorer feed: publish one event to EVENTS_GROUP from this loop without waiting for it."""
+        """Explorer feed: publish one event to its topic's group from this loop without waiting for it."""
         task = asyncio.ensure_future(self._send_event(event))
         self._feed_tasks.add(task)  # a strong reference until it is done
         task.add_done_callback(self._feed_tasks.discard)
@@ -170,7 +175,7 @@ class Engine:
         if layer is None:
             return
         try:
-            await layer.group_send(EVENTS_GROUP, event)
+            await layer.group_send(topic_group(event["type"]), event)
         except Exception:  # the dashboard feed must never disturb the engine
             logger.warning("could not publish %s", event["type"], exc_info=True)
 
@@ -240,11 +245,11 @@ class Engine:
             "proposer_org": self._org_of(committed.proposer),
         }
         try:
-            await layer.group_send(EVENTS_GROUP, event)
+            await layer.group_send(topic_group(event["type"]), event)
             # Explorer feed: tx.status and gov.changed for this block, one indexed read (ledger.explorer.events).
             from ledger.explorer.events import commit_events
 
             for extra in await database_sync_to_async(commit_events)(committed.height, committed.tx_count):
-                await layer.group_send(EVENTS_GROUP, extra)
+                await layer.group_send(topic_group(extra["type"]), extra)
         except Exception:  # the dashboard feed must never disturb the engine
             logger.warning("could not publish block %s", committed.height, exc_info=True)

@@ -14,7 +14,7 @@ from django.test import Client
 
 from consortium.asgi import application
 from ledger.explorer.events import commit_events
-from ledger.node.engine import EVENTS_GROUP
+from ledger.node.engine import topic_group
 
 ORIGIN = b"http://127.0.0.1:8000"
 BLOCK = {"type": "block.committed", "height": 7, "hash": "ab" * 32, "round": 0, "tx_count": 2, "time_ms": 1}
@@ -73,7 +73,7 @@ async def test_a_page_of_another_site_is_refused_even_with_a_session(session_coo
 async def test_a_subscribed_browser_receives_a_block_published_to_the_group(session_cookie):
     communicator = await subscribed(session_cookie, "block.committed")
     try:
-        await get_channel_layer().group_send(EVENTS_GROUP, BLOCK)
+        await get_channel_layer().group_send(topic_group("block.committed"), BLOCK)
         assert await communicator.receive_json_from(timeout=2) == BLOCK
     finally:
         await communicator.disconnect()
@@ -82,11 +82,11 @@ async def test_a_subscribed_browser_receives_a_block_published_to_the_group(sess
 async def test_a_topic_not_subscribed_to_is_not_received(session_cookie):
     communicator = await subscribed(session_cookie, "block.committed")
     try:
-        await get_channel_layer().group_send(EVENTS_GROUP, {"type": "peer.down", "node_key": "cd" * 32})
+        await get_channel_layer().group_send(topic_group("peer.down"), {"type": "peer.down", "node_key": "cd" * 32})
         assert await communicator.receive_nothing(timeout=0.3)
         await communicator.send_json_to({"unsubscribe": ["block.committed"]})
         assert await communicator.receive_json_from() == {"type": "subscribed", "topics": []}
-        await get_channel_layer().group_send(EVENTS_GROUP, BLOCK)
+        await get_channel_layer().group_send(topic_group("block.committed"), BLOCK)
         assert await communicator.receive_nothing(timeout=0.3)
     finally:
         await communicator.disconnect()
