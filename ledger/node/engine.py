@@ -199,8 +199,12 @@ class Engine:
             self._reporter.cancel()
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._listener
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # e.g. redis turns a cancelled BZPOPMIN into a TimeoutError
+                logger.info("the channel-layer listener ended with an error while stopping", exc_info=True)
         if self.core is not None and self._thread is not None:
             self.core.stop()
             await asyncio.to_thread(self._thread.join, 30)
