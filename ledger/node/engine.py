@@ -203,8 +203,8 @@ class Engine:
                 await self._listener
             except asyncio.CancelledError:
                 pass
-            except Exception:  # e.g. redis turns a cancelled BZPOPMIN into a TimeoutError
-                logger.info("the channel-layer listener ended with an error while stopping", exc_info=True)
+            except Exception as exc:  # e.g. redis turns a cancelled BZPOPMIN into a TimeoutError
+                logger.info("the channel-layer listener ended while stopping (%s)", type(exc).__name__)
         if self.core is not None and self._thread is not None:
             self.core.stop()
             await asyncio.to_thread(self._thread.join, 30)
