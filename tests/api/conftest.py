@@ -35,11 +35,6 @@ def _fresh_process_state() -> Iterator[None]:
 
 
 @pytest.fixture
-def orgs() -> list[Org]:
-    return [Org("org1"), Org("org2"), Org("org3")]
-
-
-@pytest.fixture
 def kit(transactional_db: None, orgs: list[Org]) -> ChainKit:
     return ChainKit(orgs)
 

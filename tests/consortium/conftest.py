@@ -35,16 +35,6 @@ def _fresh_cache() -> Iterator[None]:
     cache.clear()
 
 
-@pytest.fixture
-def orgs() -> list[Org]:
-    return [Org("org1"), Org("org2"), Org("org3")]
-
-
-@pytest.fixture
-def kit(db: None, orgs: list[Org]) -> ChainKit:
-    return ChainKit(orgs)
-
-
 def make_home(kit: ChainKit, org: Org, tmp_path: Path, *, with_org_key: bool = True) -> NodeHome:
     return NodeHome(
         path=tmp_path,

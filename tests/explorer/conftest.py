@@ -28,16 +28,6 @@ def _fresh_chain_id() -> Iterator[None]:
     ledger_selectors.forget_chain_id()
 
 
-@pytest.fixture
-def orgs() -> list[Org]:
-    return [Org("org1"), Org("org2"), Org("org3")]
-
-
-@pytest.fixture
-def kit(db: None, orgs: list[Org]) -> ChainKit:
-    return ChainKit(orgs)
-
-
 @dataclass
 class Chain:
     kit: ChainKit
