@@ -194,5 +194,10 @@ def pending(limit: int, *, exclude: set[str] = frozenset()) -> list[SignedTx]:
     return txs[:limit]
 
 
+def has_pending() -> bool:
+    """Whether anything waits in the pool: one indexed EXISTS, nothing parsed."""
+    return Transaction.objects.filter(status=Transaction.Status.PENDING).exists()
+
+
 def pool_size() -> int:
     return Transaction.objects.filter(status=Transaction.Status.PENDING).count()

@@ -229,7 +229,7 @@ class EngineCore:
 
     def _pool_has_work(self) -> bool:
         close_old_connections()
-        return bool(pool.pending(1))
+        return pool.has_pending()
 
     def _next_input(self) -> tuple[str, Any]:
         if self._timers and self._timers[0][0] <= time.monotonic():
