@@ -1,4 +1,7 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+
+Signed submissions take a lean Django handler (consortium/submission_routing.py).
+"""
 
 import os
 
@@ -9,6 +12,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from consortium.submission_routing import SubmissionHandler, SubmissionRouter  # noqa: E402
 from peers.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)})
+application = ProtocolTypeRouter(
+    {
+        "http": SubmissionRouter(site=django_asgi_app, submissions=SubmissionHandler()),
+        "websocket": URLRouter(websocket_urlpatterns),
+    }
+)

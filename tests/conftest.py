@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from ledger.api.admission import close_connections
 from tests.chainkit import ChainKit, Org
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _admission_thread_lets_go_of_the_test_database(django_db_setup: None) -> Iterator[None]:
+    """Submits are admitted on their own thread and connection; PostgreSQL drops no database still in use."""
+    yield
+    close_connections()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -11,6 +12,7 @@ from rest_framework.response import Response
 
 from ledger import selectors
 from ledger.api import params
+from ledger.api.admission import admit_envelopes
 from ledger.api.base import ReadApi, SubmitApi
 from ledger.api.errors import ApiError
 from ledger.api.serializers import (
@@ -20,27 +22,12 @@ from ledger.api.serializers import (
     TransactionRecordSerializer,
     responses,
 )
-from ledger.node.notify import pool_changed
-from ledger.pool import Admission, admit
+from ledger.pool import Admission
 from ledger.protocol.canonical import check_value
 from ledger.protocol.errors import ProtocolError
 from ledger.protocol.transactions import tx_id_of
 
 BATCH_LIMIT = 1000
-
-
-def _chain_id() -> str:
-    chain_id = selectors.chain_id()
-    if chain_id is None:
-        raise ApiError("no_chain", "this node has no chain yet; start it from its home first", 503)
-    return chain_id
-
-
-def _admit(envelopes: list[Any]) -> list[Admission | ProtocolError]:
-    outcomes = admit(envelopes, chain_id=_chain_id())
-    if any(isinstance(o, Admission) and o.created for o in outcomes):
-        pool_changed()
-    return outcomes
 
 
 class SubmitTransactionApi(SubmitApi):
@@ -64,13 +51,14 @@ class SubmitTransactionApi(SubmitApi):
             SUBMIT_ERRORS,
         ),
     )
-    def post(self, request: Request) -> Response:
-        [outcome] = _admit([request.data])
+    async def post(self, request: Request) -> Response:
+        [outcome] = await admit_envelopes([request.data])
         if isinstance(outcome, ProtocolError):
             raise ApiError.from_protocol(outcome)
         if outcome.created:
-            return Response(self.OutputSerializer(outcome).data, status=status.HTTP_202_ACCEPTED)
-        return Response(TransactionRecordSerializer(selectors.transaction_record(outcome.tx_id)).data)
+            return Response({"tx_id": outcome.tx_id, "status": outcome.status}, status=status.HTTP_202_ACCEPTED)
+        record = await sync_to_async(selectors.transaction_record)(outcome.tx_id)
+        return Response(TransactionRecordSerializer(record).data)
 
 
 class BatchResultSerializer(serializers.Serializer):
@@ -100,9 +88,9 @@ class SubmitBatchApi(SubmitApi):
         request=InputSerializer,
         responses=responses({200: OutputSerializer}, SUBMIT_ERRORS),
     )
-    def post(self, request: Request) -> Response:
+    async def post(self, request: Request) -> Response:
         envelopes = self._envelopes(request.data)
-        outcomes = _admit(envelopes)
+        outcomes = await admit_envelopes(envelopes)
         return Response({"results": [_result(e, o) for e, o in zip(envelopes, outcomes, strict=True)]})
 
     @staticmethod

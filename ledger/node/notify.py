@@ -32,16 +32,27 @@ _last_sent = 0.0
 COALESCE_SECONDS = 0.05  # the engine pauses this long between heights anyway
 
 
-def pool_changed() -> None:
-    """Wake the engine, at most once per COALESCE_SECONDS per process.
+def _due() -> bool:
+    """Whether this notification should go out: at most one per COALESCE_SECONDS per process.
 
-    Each notification is a hop onto the event loop; under a stream of single
-    submits one per 50 ms is as good as one per request, since the engine
-    reads the whole pool when it wakes.
+    Under a stream of single submits one wake-up per 50 ms is as good as one
+    per request, since the engine reads the whole pool when it wakes.
     """
     global _last_sent  # one per process, like the channel layer itself
     now = time.monotonic()
     if now - _last_sent < COALESCE_SECONDS:
-        return
+        return False
     _last_sent = now
-    async_to_sync(pool_changed_async)()
+    return True
+
+
+def pool_changed() -> None:
+    """Wake the engine from sync code (a hop onto the event loop), coalesced."""
+    if _due():
+        async_to_sync(pool_changed_async)()
+
+
+async def pool_changed_coalesced() -> None:
+    """Wake the engine from the event loop, coalesced."""
+    if _due():
+        await pool_changed_async()

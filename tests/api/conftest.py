@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from consortium.permissions import make_org_admin
 from ledger import selectors
+from ledger.api.throttling import SubmitRateThrottle
 from ledger.protocol.transactions import SignedTx
 from tests.chainkit import ChainKit, Org
 
@@ -27,10 +27,10 @@ API = "/api/v1"
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
-    cache.clear()  # the submit throttle counts in the cache
+    SubmitRateThrottle.reset()
     selectors.forget_chain_id()
     yield
-    cache.clear()
+    SubmitRateThrottle.reset()
     selectors.forget_chain_id()
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
-from rest_framework.throttling import ScopedRateThrottle
 
+from ledger.api.throttling import SubmitRateThrottle
 from ledger.models import Transaction
 from ledger.protocol.keys import SigningKey
 from ledger.protocol.transactions import sign_body
@@ -163,7 +163,7 @@ def test_an_unacceptable_accept_header_is_406(kit, orgs, anonymous_client):
 
 
 def test_submissions_beyond_the_configured_rate_are_429(kit, orgs, anonymous_client, monkeypatch):
-    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "submit", "2/min")
+    monkeypatch.setitem(SubmitRateThrottle.THROTTLE_RATES, "submit", "2/min")
     for _ in range(2):
         assert submit(anonymous_client, signed(kit, orgs[0].writer)).status_code in (200, 202)
     response = submit(anonymous_client, signed(kit, orgs[0].writer))
