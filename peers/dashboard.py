@@ -12,29 +12,160 @@ Protocol (JSON text frames):
 - it then receives only events of its topics, each `{"type": topic, ...}`
   (ledger.explorer.events lists their fields).
 
-A socket joins one channel-layer group per topic it subscribes to, and the
-engine publishes each event once to its topic's group: the engine's cost does
-not grow with the number of sockets, and a socket is sent only what it shows.
+Fan-out. The engine publishes each event once, to the channel-layer group of
+its topic (engine.topic_group). In each process one `LocalFeed` listens to
+those groups on a single channel and hands every event to the sockets of
+that process subscribed to its topic: the event is encoded to JSON once, and
+each socket costs one ASGI `websocket.send` of the shared text, instead of
+its own channel-layer channel, receive task, dispatch and JSON encoding.
+With Redis, a group message reaches each process once, not each socket.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import weakref
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import BaseChannelLayer, get_channel_layer
 
 from ledger.explorer.events import TOPICS
 from ledger.node.engine import topic_group
 
+logger = logging.getLogger(__name__)
+
 NOT_LOGGED_IN = 4401
 MAX_FRAME_CHARS = 4096  # a subscription is a few dozen bytes
+# Let the loop run (and the reactor write out queued frames) after this many sockets of one event.
+SEND_BATCH = 100
+# Channel layers drop a group member after `group_expiry` (a day by default); the listener re-joins well before.
+REFRESH_SECONDS = 3600.0
+
+
+class LocalFeed:
+    """One process's (one event loop's) receiver of the feed's groups, forwarding to its local sockets."""
+
+    def __init__(self, layer: BaseChannelLayer) -> None:
+        self.layer = layer
+        self.members: dict[str, set[DashboardConsumer]] = {topic: set() for topic in TOPICS}
+        self.sockets: set[DashboardConsumer] = set()
+        self.channel: str | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._starting = asyncio.Lock()
+
+    @property
+    def listening(self) -> bool:
+        return bool(self._tasks)
+
+    async def subscribe(self, consumer: DashboardConsumer, topics: set[str]) -> None:
+        """Make `topics` the consumer's; returns once events of those topics will reach it."""
+        self.sockets.add(consumer)
+        async with self._starting:
+            if not self._tasks:
+                await self._start()
+        for topic, members in self.members.items():
+            if topic in topics:
+                members.add(consumer)
+            else:
+                members.discard(consumer)
+
+    def leave(self, consumer: DashboardConsumer) -> None:
+        self.sockets.discard(consumer)
+        for members in self.members.values():
+            members.discard(consumer)
+        if not self.sockets:
+            self._stop()
+
+    async def _start(self) -> None:
+        channel = await self.layer.new_channel()
+        await self._join(channel)  # before any socket is told "subscribed": nothing published after is missed
+        self.channel = channel
+        self._tasks = [asyncio.create_task(self._listen(channel)), asyncio.create_task(self._refresh(channel))]
+
+    async def _join(self, channel: str) -> None:
+        for topic in TOPICS:
+            await self.layer.group_add(topic_group(topic), channel)
+
+    def _stop(self) -> None:
+        tasks, channel, self._tasks, self.channel = self._tasks, self.channel, [], None
+        for task in tasks:
+            task.cancel()
+        if channel is not None:
+            leaving = asyncio.ensure_future(self._leave_groups(channel))
+            _pending.add(leaving)
+            leaving.add_done_callback(_pending.discard)
+
+    async def _leave_groups(self, channel: str) -> None:
+        try:
+            for topic in TOPICS:
+                await self.layer.group_discard(topic_group(topic), channel)
+        except Exception:  # the layer may be gone at shutdown; its members expire anyway
+            logger.info("the dashboard feed could not leave its groups", exc_info=True)
+
+    async def _listen(self, channel: str) -> None:
+        while True:
+            event = await self.layer.receive(channel)
+            try:
+                await self.fan_out(event)
+            except Exception:  # one bad event must not end the feed
+                logger.warning("could not forward a %s event", event.get("type"), exc_info=True)
+
+    async def _refresh(self, channel: str) -> None:
+        expiry = getattr(self.layer, "group_expiry", 86400)
+        while True:
+            await asyncio.sleep(min(REFRESH_SECONDS, expiry / 2))
+            try:
+                await self._join(channel)
+            except Exception:
+                logger.warning("the dashboard feed could not renew its groups", exc_info=True)
+
+    async def fan_out(self, event: dict[str, Any]) -> int:
+        """Send one event to every local socket subscribed to its topic; returns how many were sent it."""
+        members = self.members.get(event.get("type"))
+        if not members:
+            return 0
+        message = {"type": "websocket.send", "text": json.dumps(event)}  # encoded once, for every socket
+        sent = 0
+        for n, consumer in enumerate(list(members), 1):
+            if consumer not in members:  # unsubscribed or gone while we yielded
+                continue
+            try:
+                await consumer.base_send(message)
+                sent += 1
+            except Exception:  # one broken socket must not cost the others the event
+                logger.info("could not send a feed event to one socket", exc_info=True)
+            if n % SEND_BATCH == 0:
+                await asyncio.sleep(0)
+        return sent
+
+
+_feeds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalFeed] = weakref.WeakKeyDictionary()
+_pending: set[asyncio.Future] = set()
+
+
+def local_feed() -> LocalFeed | None:
+    """This event loop's feed, or None without a channel layer."""
+    loop = asyncio.get_running_loop()
+    feed = _feeds.get(loop)
+    if feed is None:
+        layer = get_channel_layer()
+        if layer is None:
+            return None
+        feed = _feeds[loop] = LocalFeed(layer)
+    return feed
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
+    # No channel-layer channel per socket: events arrive through this process's LocalFeed.
+    channel_layer_alias = None
     topics: set[str]
 
     async def connect(self) -> None:
         self.topics = set()
+        self.feed: LocalFeed | None = None
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=NOT_LOGGED_IN)
@@ -42,8 +173,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        for topic in getattr(self, "topics", set()):
-            await self.channel_layer.group_discard(topic_group(topic), self.channel_name)
+        feed = getattr(self, "feed", None)
+        if feed is not None:
+            feed.leave(self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         if text_data is None or len(text_data) > MAX_FRAME_CHARS:
@@ -64,30 +196,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json({"type": "error", "detail": f"topics are among {', '.join(TOPICS)}"})
                 return
         topics = (self.topics | set(wanted["subscribe"])) - set(wanted["unsubscribe"])
-        for topic in topics - self.topics:
-            await self.channel_layer.group_add(topic_group(topic), self.channel_name)
-        for topic in self.topics - topics:
-            await self.channel_layer.group_discard(topic_group(topic), self.channel_name)
+        if self.feed is None:
+            self.feed = local_feed()
+        if self.feed is not None:
+            await self.feed.subscribe(self, topics)
         self.topics = topics
         await self.send_json({"type": "subscribed", "topics": sorted(self.topics)})
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections (a thread hop) before every
-        # message; feed events touch no database, and with a thousand sockets
-        # that hop per event was most of the node's CPU.
-        if message.get("type") in TOPICS:
-            await self._forward(message)
-            return
-        await super().dispatch(message)
-
-    async def _forward(self, event: dict[str, Any]) -> None:
-        if event["type"] in self.topics:
-            await self.send_json(event)
-
-    # Channels maps an event type "block.committed" to the method block_committed.
-    block_committed = _forward
-    tx_status = _forward
-    peer_up = _forward
-    peer_down = _forward
-    consensus_step = _forward
-    gov_changed = _forward

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,6 +17,7 @@ from django.test import Client
 from consortium.asgi import application
 from ledger.explorer.events import commit_events
 from ledger.node.engine import topic_group
+from peers import dashboard
 
 ORIGIN = b"http://127.0.0.1:8000"
 BLOCK = {"type": "block.committed", "height": 7, "hash": "ab" * 32, "round": 0, "tx_count": 2, "time_ms": 1}
@@ -102,6 +105,77 @@ async def test_an_unknown_topic_or_malformed_message_is_an_error_and_changes_not
         assert await communicator.receive_json_from() == {"type": "subscribed", "topics": ["tx.status"]}
     finally:
         await communicator.disconnect()
+
+
+async def test_every_socket_receives_each_event_of_its_topics_and_nothing_else(session_cookie):
+    layer = get_channel_layer()
+    wants = [("block.committed",), ("tx.status",), ("block.committed", "tx.status"), ()] * 4  # 16 sockets
+    sockets = [await subscribed(session_cookie, *topics) for topics in wants]
+    try:
+        published = [
+            {**BLOCK, "height": 1},
+            {"type": "tx.status", "height": 1, "txs": [], "more": 0},
+            {"type": "peer.down", "node_key": "cd" * 32},  # nobody's topic
+            {**BLOCK, "height": 2},
+        ]
+        for event in published:
+            await layer.group_send(topic_group(event["type"]), event)
+        for communicator, topics in zip(sockets, wants, strict=True):
+            for event in (e for e in published if e["type"] in topics):  # in the order published
+                assert await communicator.receive_json_from(timeout=2) == event
+            assert await communicator.receive_nothing(timeout=0.05)
+    finally:
+        for communicator in sockets:
+            await communicator.disconnect()
+
+
+async def test_the_feed_stops_listening_when_the_last_socket_leaves_and_starts_again(session_cookie):
+    first = await subscribed(session_cookie, "block.committed")
+    feed = dashboard.local_feed()
+    assert feed.listening
+    await first.disconnect()
+    assert not feed.listening and not feed.sockets
+    second = await subscribed(session_cookie, "block.committed")
+    try:
+        assert feed.listening
+        await get_channel_layer().group_send(topic_group("block.committed"), BLOCK)
+        assert await second.receive_json_from(timeout=2) == BLOCK
+    finally:
+        await second.disconnect()
+
+
+async def test_the_feed_renews_its_group_membership_before_the_layer_expires_it(session_cookie, monkeypatch):
+    layer = get_channel_layer()
+    monkeypatch.setattr(layer, "group_expiry", 1)  # the layer forgets members that joined more than 1 s ago
+    communicator = await subscribed(session_cookie, "block.committed")
+    try:
+        await asyncio.sleep(1.6)  # without renewal, the next group_send's expiry scan drops the feed
+        await layer.group_send(topic_group("block.committed"), BLOCK)
+        assert await communicator.receive_json_from(timeout=2) == BLOCK
+    finally:
+        await communicator.disconnect()
+
+
+class FakeSocket:
+    def __init__(self, broken: bool = False) -> None:
+        self.broken = broken
+        self.sent: list[dict] = []
+
+    async def base_send(self, message: dict) -> None:
+        if self.broken:
+            raise ConnectionError("gone")
+        self.sent.append(message)
+
+
+async def test_one_broken_socket_does_not_cost_the_others_the_event():
+    feed = dashboard.LocalFeed(get_channel_layer())
+    sockets = [FakeSocket(broken=n == 3) for n in range(dashboard.SEND_BATCH + 5)]
+    feed.members["block.committed"].update(sockets)
+    assert await feed.fan_out(BLOCK) == len(sockets) - 1
+    for socket in sockets:
+        expected = [] if socket.broken else [{"type": "websocket.send", "text": json.dumps(BLOCK)}]
+        assert socket.sent == expected
+    assert await feed.fan_out({"type": "peer.up", "node_key": "ab" * 32, "link": None}) == 0
 
 
 def test_a_commit_is_announced_with_its_transactions_and_governance_changes(chain):
