@@ -24,7 +24,18 @@ SUBMISSION_ROUTES = ("api:transactions", "api:transactions-batch")
 
 
 class SubmissionHandler(ASGIHandler):
-    """Django's ASGI handler with only the middleware a signed submission uses."""
+    """Django's ASGI handler with only the middleware a signed submission uses, and no thread per request."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Django's, without its per-request ThreadSensitiveContext.
+
+        That context gives each request a thread of its own for sync code,
+        started at the first sync call and joined at the end: a quarter of the
+        event loop's time per submit. A submission's only sync calls are the
+        request signals' close_old_connections and, for a duplicate, one
+        lookup, so they share asgiref's one sync thread instead.
+        """
+        await self.handle(scope, receive, send)
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware: list[Any] = []
