@@ -16,6 +16,11 @@ What is real and what is not:
 - state: about 50,000 keys in five namespaces, each written about twenty
   times in the 1M ledger, so every key has a history; the current values
   (ledger_stateentry) follow from the last write of each key;
+- probe keys: PROBE_KEYS keys (`probe-00`...) are each written exactly
+  PROBE_DEPTH times in EVERY ledger, at transaction positions drawn uniformly
+  over the whole chain: more than a page of history (the explorer shows
+  50 rows), so their history page renders a full page on the 10k ledger as
+  on the 1M one, and the benchmark compares like with like;
 - signatures are NOT valid: a transaction's is sha512(tx_id), a commit
   signature sha512(height, validator), both 128 hex characters. The explorer
   never verifies them when it renders a page (the Merkle proof on the
@@ -40,7 +45,7 @@ from ledger.protocol.canonical import canonical
 from ledger.protocol.keys import SigningKey, write_key_file
 from ledger.protocol.merkle import merkle_root_hex
 
-GENERATOR_VERSION = 1  # bump when the rows change: cached files are keyed by it
+GENERATOR_VERSION = 2  # bump when the rows change: cached files are keyed by it (2: probe keys)
 CHAIN_ID = "bench-explorer"
 GENESIS_TIME_MS = 1764547200000
 ORGS = ("org1", "org2", "org3", "org4")
@@ -48,6 +53,8 @@ WRITERS_PER_ORG = 2
 NAMESPACES = ("shipments", "inventory", "invoices", "sensors", "contracts")
 KEYS = 50_000
 DELETE_SHARE = 0.02
+PROBE_KEYS = tuple((NAMESPACES[n % len(NAMESPACES)], f"probe-{n:02d}") for n in range(10))
+PROBE_DEPTH = 60  # writes of each probe key: more than one page (ledger.explorer.selectors.PAGE = 50)
 BLOCKS_PER_TRANSACTION = 5_000  # one SQLite transaction per this many blocks
 USERNAME = "bench"
 CITIES = ("Rotterdam", "Antwerp", "Hamburg", "Felixstowe", "Valencia", "Gdansk", "Piraeus", "Genoa")
@@ -147,6 +154,11 @@ def _blocks(ledger: Ledger, rng: random.Random, now_ms: int) -> Iterator[tuple[t
     nonce = 0
     prev = hashlib.sha256(canonical(genesis())).hexdigest()
     first_ms = now_ms - ledger.blocks * 1000
+    # Which transactions (0-based position in the chain) write a probe key: drawn uniformly over the chain.
+    slots = random.Random(f"probes/{ledger.label}").sample(
+        range(ledger.blocks * ledger.txs_per_block), len(PROBE_KEYS) * PROBE_DEPTH
+    )
+    probe_at = {slot: PROBE_KEYS[i % len(PROBE_KEYS)] for i, slot in enumerate(slots)}
     for height in range(1, ledger.blocks + 1):
         time_ms = first_ms + height * 1000 + rng.randint(0, 200)
         committed_ms = time_ms + rng.randint(30, 120)
@@ -156,8 +168,9 @@ def _blocks(ledger: Ledger, rng: random.Random, now_ms: int) -> Iterator[tuple[t
         for index in range(ledger.txs_per_block):
             nonce += 1
             signer = rng.choice(writers)
-            ns, key = rng.choice(NAMESPACES), f"K-{rng.randrange(KEYS // len(NAMESPACES)):05d}"
-            if (ns, key) in holds and rng.random() < DELETE_SHARE:
+            probe = probe_at.get(nonce - 1)
+            ns, key = probe or (rng.choice(NAMESPACES), f"K-{rng.randrange(KEYS // len(NAMESPACES)):05d}")
+            if probe is None and (ns, key) in holds and rng.random() < DELETE_SHARE:
                 kind, payload, value = "state.delete", {"namespace": ns, "key": key}, None
                 holds.discard((ns, key))
             else:

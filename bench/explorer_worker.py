@@ -12,7 +12,15 @@ network, no browser). Each page gets WARMUP untimed requests, then REQUESTS
 timed ones; pages that take an argument (a height, a tx id, a key) get a
 different random one for each request. One more request per page runs with
 a query timer (connection.execute_wrapper), outside the timing, to report
-its query count and its slowest query. Prints one JSON object.
+its query count and its slowest query. Before timing, the database file is
+read once from start to end, so both ledgers are timed with their file in
+the OS page cache; the share of the file resident before that read and at
+the end of the timing is reported (util-linux `fincore`; this VM pages out
+cold memory, so without the read most of the 1M file is read from disk).
+For the key history pages, the
+history rows each timed response rendered are counted in its HTML, so the
+comparison between ledgers says how much each page showed. Prints one JSON
+object.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,13 +37,14 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from bench.explorer_ledger import USERNAME, Ledger, generate, last_block_ms, prepare_schema
+from bench.explorer_ledger import PROBE_KEYS, USERNAME, Ledger, generate, last_block_ms, prepare_schema
 from bench.nodedb import percentile
 from bench.worker import progress
 
 WARMUP = 5
 REQUESTS = 40
 SAMPLE = 200  # random targets drawn per page kind
+HISTORY_ROW = b"data-tx-index="  # one per history row of templates/explorer/state_key.html
 
 
 def setup_django(home: Path) -> None:
@@ -54,8 +65,6 @@ def setup_django(home: Path) -> None:
 
 def _targets(rng: random.Random) -> dict[str, list[str]]:
     """Random heights, tx ids and keys to request, read before the timing."""
-    from django.db.models import Count
-
     from ledger.models import Block, StateChange, StateEntry, Transaction
 
     top = Block.objects.order_by("-height").values_list("height", flat=True).first() or 0
@@ -72,31 +81,36 @@ def _targets(rng: random.Random) -> dict[str, list[str]]:
         for i in (rng.randint(1, last_entry) for _ in range(SAMPLE))
         for ns, key in StateEntry.objects.filter(id=i).values_list("namespace", "key")
     ]
-    hottest = (
-        StateChange.objects.values("namespace", "key")
-        .annotate(n=Count("id"))
-        .order_by("-n")
-        .values_list("namespace", "key")
-        .first()
+    probes = [f"{ns}/{key}" for ns, key in PROBE_KEYS if StateChange.objects.filter(namespace=ns, key=key).exists()]
+    if len(probes) != len(PROBE_KEYS):
+        raise SystemExit(f"the ledger has {len(probes)} of the {len(PROBE_KEYS)} probe keys: regenerate it")
+    return {"heights": [str(h) for h in heights], "tx_ids": tx_ids, "keys": keys, "probes": probes}
+
+
+def resident_share(path: Path) -> float | None:
+    """The share of `path` in the OS page cache (util-linux fincore), or None without fincore."""
+    if shutil.which("fincore") is None:
+        return None
+    done = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES,SIZE", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    return {
-        "heights": [str(h) for h in heights],
-        "tx_ids": tx_ids,
-        "keys": keys,
-        "hottest": [f"{hottest[0]}/{hottest[1]}"] if hottest else keys[:1],
-    }
+    try:
+        resident, size = (int(n) for n in done.stdout.split())
+    except ValueError:
+        return None
+    return resident / size if size else None
 
 
-def history_rows(keys: list[str]) -> float:
-    """Mean history rows the key page shows for `keys` (the page shows at most PAGE)."""
-    from ledger.explorer.selectors import PAGE
-    from ledger.models import StateChange
-
-    counts = []
-    for text in keys:
-        ns, key = text.split("/", 1)
-        counts.append(min(StateChange.objects.filter(namespace=ns, key=key).count(), PAGE))
-    return sum(counts) / max(len(counts), 1)
+def warm(path: Path) -> float:
+    """Read `path` once, start to end, so that its pages are in the OS page cache; returns the seconds."""
+    started = time.monotonic()
+    with path.open("rb", buffering=0) as file:
+        while file.read(8 << 20):
+            pass
+    return time.monotonic() - started
 
 
 def _pages(targets: dict[str, list[str]], rng: random.Random) -> dict[str, tuple[Callable[[], str], int]]:
@@ -111,8 +125,8 @@ def _pages(targets: dict[str, list[str]], rng: random.Random) -> dict[str, tuple
         "blocks, deep page (?before=50)": (lambda: "/blocks/?before=50", 200),
         "one block": (lambda: f"/blocks/{pick('heights')}/", 200),
         "one transaction": (lambda: f"/tx/{pick('tx_ids')}/", 200),
-        "key state history": (lambda: f"/state/{pick('keys')}/", 200),
-        "key state history, most-written key": (lambda: f"/state/{pick('hottest')}/", 200),
+        "key state history, random key": (lambda: f"/state/{pick('keys')}/", 200),
+        "key state history, full page (probe key)": (lambda: f"/state/{pick('probes')}/", 200),
         "search: height": (lambda: f"/search/?q={pick('heights')}", 302),
         "search: 8-char tx prefix": (lambda: f"/search/?q={pick('tx_ids')[:8]}", 302),
         "search: ns/key": (lambda: f"/search/?q={pick('keys')}", 302),
@@ -147,17 +161,15 @@ def time_pages(ledger: Ledger) -> dict[str, Any]:
     # minutes: pretend "now" is one second after the last block, as on a live
     # node, or a cached ledger would show (and read) an empty window.
     now = (last_block_ms(ledger) + 1000) / 1000
-    figures: dict[str, Any] = {
-        "history rows shown": {
-            "random keys": history_rows(targets["keys"]),
-            "hottest": history_rows(targets["hottest"]),
-        }
-    }
+    before = resident_share(ledger.database)
+    warmed_s = warm(ledger.database)
+    figures: dict[str, Any] = {"cache": {"resident_before_warming": before, "warming_s": warmed_s}}
     with mock.patch.object(selectors, "time", mock.Mock(time=lambda: now)):
         for name, (url, status) in _pages(targets, rng).items():
             for _ in range(WARMUP):
                 client.get(url())
             samples: list[float] = []
+            rows: list[int] = []
             for _ in range(REQUESTS):
                 path = url()
                 started = time.perf_counter()
@@ -165,6 +177,7 @@ def time_pages(ledger: Ledger) -> dict[str, Any]:
                 samples.append((time.perf_counter() - started) * 1000)
                 if response.status_code != status:
                     raise SystemExit(f"{path}: {response.status_code}, expected {status}")
+                rows.append(response.content.count(HISTORY_ROW))
             queries: list[tuple[float, str]] = []
             with connection.execute_wrapper(_timed(queries)):
                 client.get(url())
@@ -178,8 +191,11 @@ def time_pages(ledger: Ledger) -> dict[str, Any]:
                 "slowest_query_ms": slowest[0],
                 "slowest_query": slowest[1][:600],
             }
+            if name.startswith("key state history"):
+                figures[name]["history_rows"] = {"mean": sum(rows) / len(rows), "min": min(rows), "max": max(rows)}
             done = figures[name]
             progress(f"{ledger.label}: {name}: p50 {done['p50_ms']:.1f} ms, p95 {done['p95_ms']:.1f} ms")
+    figures["cache"]["resident_after_timing"] = resident_share(ledger.database)
     return figures
 
 
