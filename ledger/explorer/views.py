@@ -14,6 +14,8 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from ledger.explorer import search as searching
@@ -112,6 +114,38 @@ def namespace(request: HttpRequest, namespace: str) -> HttpResponse:
     return _render(request, "namespace.html", context)
 
 
+def _link_maker(name: str, sentinel: int | str) -> Callable[[int | str], str]:
+    """The URL of route `name` for any argument, from one reverse(): for routes whose argument appears as is.
+
+    Heights and hex tx ids are their own URL text, so the page reverses each
+    route once instead of once per row.
+    """
+    before, found, after = reverse(f"explorer:{name}", args=[sentinel]).partition(str(sentinel))
+    assert found, f"{name}: the argument does not appear as is in its URL"
+    return lambda argument: f"{before}{argument}{after}"
+
+
+def _with_links(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History rows with their block and transaction links and their signer's label, built once per page.
+
+    A page shows up to 50 rows written by a handful of keys: each distinct
+    signer's label (explorer/_key.html) is rendered once, not once per row.
+    """
+    block_url = _link_maker("block", 123456789)
+    tx_url = _link_maker("transaction", "0123456789abcdef" * 4)
+    signers: dict[str, str] = {}
+    for change in history:
+        label = change["signer_label"]
+        if label.key not in signers:
+            signers[label.key] = render_to_string("explorer/_key.html", {"k": label})
+        change.update(
+            block_url=block_url(change["block_height"]),
+            tx_url=tx_url(change["tx_id"]),
+            signer_html=signers[label.key],
+        )
+    return history
+
+
 @page
 def state_key(request: HttpRequest, namespace: str, key: str) -> HttpResponse:
     text = request.GET.get("before")
@@ -121,6 +155,7 @@ def state_key(request: HttpRequest, namespace: str, key: str) -> HttpResponse:
     detail = selectors.key_provenance(namespace, key, (int(match[1]), int(match[2])) if match else None)
     if detail is None:
         raise Http404("this key was never written")
+    detail["history"] = _with_links(detail["history"])
     return _render(request, "state_key.html", detail, "tx.status")
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-from django.test import Client
+import re
 
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from ledger.explorer.selectors import PAGE
 from ledger.models import Block, NodeState, Transaction
 from ledger.protocol.keys import SigningKey
 
@@ -118,6 +123,36 @@ def test_a_key_shows_its_value_and_who_wrote_what_when(member_client, chain, pag
     assert 'data-namespace="inventory"' in page(member_client, "/state/")
     assert 'data-key="box-1"' in page(member_client, "/state/shipments/")
     page(member_client, "/state/shipments/nope/", 404)
+
+
+def test_a_long_history_is_paged_by_position_each_row_linked_with_the_same_queries_as_one_row(
+    member_client, chain, orgs, page
+):
+    writes = []
+    for block in range(11):  # 55 writes, more than a page, by org1's and org2's writers in turn
+        batch = [
+            chain.kit.put(orgs[(block + n) % 2].writer, "shipments", "long", {"n": block * 5 + n}) for n in range(5)
+        ]
+        chain.kit.commit(batch)
+        writes += [(chain.kit.state.tip.height, tx.tx_id) for tx in batch]
+    row = re.compile(r'<li data-height="(\d+)" data-tx-index="(\d+)"')
+
+    with CaptureQueriesContext(connection) as long_page:
+        first = page(member_client, "/state/shipments/long/")
+    assert len(row.findall(first)) == PAGE
+    cursor = re.search(r'id="next-page" href="\?before=(\d+-\d+)"', first)[1]
+    second = page(member_client, f"/state/shipments/long/?before={cursor}")
+    assert len(row.findall(second)) == 55 - PAGE and 'id="next-page"' not in second
+    history = first.split('id="key-history"')[1] + second.split('id="key-history"')[1]
+    shown = re.findall(r'href="/tx/([0-9a-f]{64})/"', history)
+    assert shown == [tx_id for _, tx_id in reversed(writes)]  # every write once, newest first
+    for height, tx_id in writes[-3:]:
+        assert f'<a href="/blocks/{height}/">{height}</a>' in first and f'href="/tx/{tx_id}/"' in first
+    assert first.count('<a href="/orgs/org1/">org1</a>') == first.count('<a href="/orgs/org2/">org2</a>') == PAGE // 2
+
+    with CaptureQueriesContext(connection) as one_row_page:
+        assert len(row.findall(page(member_client, "/state/inventory/apples/"))) == 1
+    assert len(long_page.captured_queries) == len(one_row_page.captured_queries)  # no query per row
 
 
 def test_organisations_show_members_peers_and_the_governance_timeline(member_client, chain, orgs, page):
