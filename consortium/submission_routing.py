@@ -32,8 +32,9 @@ class SubmissionHandler(ASGIHandler):
         That context gives each request a thread of its own for sync code,
         started at the first sync call and joined at the end: a quarter of the
         event loop's time per submit. A submission's only sync calls are the
-        request signals' close_old_connections and, for a duplicate, one
-        lookup, so they share asgiref's one sync thread instead.
+        request signals' close_old_connections, so they share asgiref's one
+        sync thread instead; its database work runs on the admission thread
+        (ledger/api/admission.py).
         """
         await self.handle(scope, receive, send)
 

@@ -16,7 +16,7 @@ from consortium.membership import Membership
 from ledger.execution import Execution, StateReader, execute
 from ledger.protocol.blocks import block_hash, check_header_shape, results_hash, validators_hash
 from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import verify
+from ledger.protocol.keys import verify_all
 from ledger.protocol.merkle import merkle_root_hex
 from ledger.protocol.transactions import SignedTx, parse_envelope
 
@@ -85,8 +85,10 @@ def parse_block(wire: Any, *, chain_id: str, verified: Callable[[list[str]], set
     check_header_shape(wire["header"])
     txs = [parse_envelope(envelope, chain_id, check_signature=False) for envelope in wire["txs"]]
     known = verified([tx.tx_id for tx in txs]) if txs else set()
-    for tx in txs:
-        if tx.tx_id not in known and not verify(tx.signer, tx.canonical_body, tx.signature):
+    unknown = [tx for tx in txs if tx.tx_id not in known]
+    checks = verify_all([(tx.signer, tx.canonical_body, tx.signature) for tx in unknown])
+    for tx, ok in zip(unknown, checks, strict=True):
+        if not ok:
             raise ProtocolError("bad_signature", f"transaction {tx.tx_id[:16]} has a signature that does not verify")
     return Block(wire["header"], txs)
 

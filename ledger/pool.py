@@ -13,11 +13,15 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
+from django.utils import timezone
+
 from consortium.models import MemberKey
+from ledger.bulk import insert_rows
 from ledger.models import Transaction
 from ledger.protocol.canonical import loads_strict
 from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import verify
+from ledger.protocol.keys import verify_all
 from ledger.protocol.transactions import SignedTx, parse_envelope
 from ledger.writes import write_transaction
 
@@ -53,7 +57,7 @@ def admit(envelopes: list[Any], *, chain_id: str) -> list[Admission | ProtocolEr
     shaped = [_shape(envelope, chain_id) for envelope in envelopes]
     ids = [p.tx_id for p in shaped if isinstance(p, SignedTx)]
     stored = {tx_id: (status, sig) for tx_id, status, sig in _known(ids)}
-    parsed = [_verified(p, stored) for p in shaped]
+    parsed = _verified(shaped, stored)
     known = {tx_id: status for tx_id, (status, _) in stored.items()}
     txs = [p for p in parsed if isinstance(p, SignedTx)]
     signers = _active_signers({t.signer for t in txs if t.tx_id not in known})
@@ -76,14 +80,25 @@ def _known(tx_ids: list[str]) -> list[tuple[str, str, str]]:
     return list(Transaction.objects.filter(tx_id__in=tx_ids).values_list("tx_id", "status", "signature"))
 
 
-def _verified(item: SignedTx | ProtocolError, stored: dict[str, tuple[str, str]]) -> SignedTx | ProtocolError:
-    if isinstance(item, ProtocolError):
-        return item
-    if item.tx_id in stored and stored[item.tx_id][1] == item.signature:
-        return item  # byte-identical to a transaction verified when it was first admitted
-    if not verify(item.signer, item.canonical_body, item.signature):
-        return ProtocolError("bad_signature", "signature does not verify against the signer's key")
-    return item
+def _verified(
+    shaped: list[SignedTx | ProtocolError], stored: dict[str, tuple[str, str]]
+) -> list[SignedTx | ProtocolError]:
+    """Each shaped envelope, or bad_signature when its signature does not verify.
+
+    A transaction byte-identical to one stored was verified when it was first
+    admitted, so it is not verified again.
+    """
+    unchecked = [
+        i
+        for i, item in enumerate(shaped)
+        if isinstance(item, SignedTx) and stored.get(item.tx_id, (None, None))[1] != item.signature
+    ]
+    checks = verify_all([(tx.signer, tx.canonical_body, tx.signature) for tx in (shaped[i] for i in unchecked)])
+    verified = list(shaped)
+    for i, ok in zip(unchecked, checks, strict=True):
+        if not ok:
+            verified[i] = ProtocolError("bad_signature", "signature does not verify against the signer's key")
+    return verified
 
 
 def _judge(
@@ -160,20 +175,16 @@ class GroupCommit:
                 done.set()
 
 
+POOL_COLUMNS = ("tx_id", "body", "signature", "signer", "type", "status", "code", "received_at")
+
+
 def _write_rows(txs: list[SignedTx]) -> None:
-    rows = [
-        Transaction(
-            tx_id=tx.tx_id,
-            body=tx.canonical_body.decode("utf-8"),
-            signature=tx.signature,
-            signer=tx.signer,
-            type=tx.type,
-        )
-        for tx in txs
-    ]
-    # ignore_conflicts: a concurrent submit of the same tx_id is the same transaction.
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    pending = Transaction.Status.PENDING.value
+    rows = [(tx.tx_id, tx.canonical_body.decode(), tx.signature, tx.signer, tx.type, pending, "", now) for tx in txs]
+    # ON CONFLICT DO NOTHING: a concurrent submit of the same tx_id is the same transaction.
     with write_transaction():
-        Transaction.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+        insert_rows(Transaction, POOL_COLUMNS, rows, on_conflict=("tx_id",))
 
 
 _group_commit = GroupCommit()

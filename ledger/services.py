@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from consortium.membership import Membership
 from consortium.services import load_membership, persist_membership
+from ledger.bulk import insert_rows
 from ledger.chain import Block, ChainTip
 from ledger.execution import Execution, StateKey
 from ledger.models import Block as BlockRow
@@ -19,7 +20,6 @@ from ledger.protocol.genesis import parse_genesis_text
 from ledger.writes import write_transaction
 
 _BATCH = 500
-_MAX_PARAMETERS = 9000  # below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters
 
 
 class GenesisMismatch(Exception):
@@ -125,7 +125,7 @@ def _store_transactions(row: BlockRow, block: Block, run: Execution) -> None:
         for i, (tx, (_, status, code)) in enumerate(zip(block.txs, run.results, strict=True))
     ]
     columns = ("tx_id", "body", "signature", "signer", "type", "status", "code", "block_height", "index", "received_at")
-    _insert(Transaction, columns, rows, on_conflict=("tx_id",), update=("status", "code", "block_height", "index"))
+    insert_rows(Transaction, columns, rows, on_conflict=("tx_id",), update=("status", "code", "block_height", "index"))
 
 
 def _store_state(run: Execution) -> None:
@@ -142,10 +142,11 @@ def _store_state(run: Execution) -> None:
         )
         for w in run.writes
     ]
-    _insert(StateChange, ("namespace", "key", "op", "value", "block_height", "tx_index", "tx_id", "signer"), changes)
+    history_columns = ("namespace", "key", "op", "value", "block_height", "tx_index", "tx_id", "signer")
+    insert_rows(StateChange, history_columns, changes)
     finals = run.final_values().values()
     puts = [(w.namespace, w.key, w.value, run.height, w.tx_id) for w in finals if w.value is not None]
-    _insert(
+    insert_rows(
         StateEntry,
         ("namespace", "key", "value", "block_height", "tx_id"),
         puts,
@@ -157,48 +158,3 @@ def _store_state(run: Execution) -> None:
         table = connection.ops.quote_name(StateEntry._meta.db_table)
         with connection.cursor() as cursor:
             cursor.executemany(f'DELETE FROM {table} WHERE namespace = %s AND "key" = %s', deletes)  # noqa: S608
-
-
-def _insert(
-    model: type,
-    columns: tuple[str, ...],
-    rows: list[tuple],
-    *,
-    on_conflict: tuple[str, ...] = (),
-    update: tuple[str, ...] = (),
-) -> None:
-    """Bulk INSERT (… ON CONFLICT DO UPDATE) of many rows in few statements.
-
-    A block may hold thousands of transactions: model instances would cost
-    more than the SQL, and row-by-row statements a round trip each. On
-    PostgreSQL one statement per table takes a typed array per column
-    (`unnest`), which keeps the statement short enough for psycopg to cache;
-    SQLite takes multi-row VALUES in chunks. Table and column names come from
-    our own models; every value is a parameter.
-    """
-    if not rows:
-        return
-    quote = connection.ops.quote_name
-    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
-    tail = ""
-    if on_conflict:
-        assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in update)
-        tail = f" ON CONFLICT ({', '.join(quote(c) for c in on_conflict)}) DO UPDATE SET {assignments}"
-    if connection.vendor == "postgresql":
-        fields = {f.column: f for f in model._meta.concrete_fields}
-        arrays = ", ".join(f"%s::{fields[c].db_type(connection)}[]" for c in columns)
-        statement = head + f"SELECT * FROM unnest({arrays})" + tail  # noqa: S608
-        connection.ensure_connection()
-        # Django's psycopg cursors bind parameters client-side, quoting every
-        # value into the statement text; the driver's own cursor sends the
-        # arrays as bound parameters, which is several times faster here.
-        with connection.connection.cursor() as cursor:
-            cursor.execute(statement, [list(col) for col in zip(*rows, strict=True)])
-        return
-    placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    per_statement = max(1, _MAX_PARAMETERS // len(columns))
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            values = "VALUES " + ", ".join([placeholder] * len(chunk))
-            cursor.execute(head + values + tail, [value for row in chunk for value in row])

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import close_old_connections, connections
 
@@ -29,6 +30,7 @@ from ledger.pool import Admission, admit
 from ledger.protocol.errors import ProtocolError
 
 Outcome = Admission | ProtocolError
+T = TypeVar("T")
 ROUND_LIMIT = 2000  # envelopes per round; a round takes whole requests, so a batch of 1,000 may exceed it alone
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admission")
@@ -54,6 +56,11 @@ def admit_requests(requests: list[list[Any]]) -> list[list[Outcome]]:
         split.append(outcomes[start : start + len(envelopes)])
         start += len(envelopes)
     return split
+
+
+async def on_admission_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run `function(*args)` on the admission thread: the submit path's other database reads, on its connection."""
+    return await asyncio.get_running_loop().run_in_executor(_executor, function, *args)
 
 
 def close_connections() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -12,7 +11,7 @@ from rest_framework.response import Response
 
 from ledger import selectors
 from ledger.api import params
-from ledger.api.admission import admit_envelopes
+from ledger.api.admission import admit_envelopes, on_admission_thread
 from ledger.api.base import ReadApi, SubmitApi
 from ledger.api.errors import ApiError
 from ledger.api.serializers import (
@@ -57,7 +56,7 @@ class SubmitTransactionApi(SubmitApi):
             raise ApiError.from_protocol(outcome)
         if outcome.created:
             return Response({"tx_id": outcome.tx_id, "status": outcome.status}, status=status.HTTP_202_ACCEPTED)
-        record = await sync_to_async(selectors.transaction_record)(outcome.tx_id)
+        record = await on_admission_thread(selectors.transaction_record, outcome.tx_id)
         return Response(TransactionRecordSerializer(record).data)
 
 

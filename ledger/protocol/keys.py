@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nacl.bindings
@@ -57,6 +59,29 @@ def verify(public_key: str, message: bytes, signature: str) -> bool:
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
         return False
     return True
+
+
+PARALLEL_FROM = 64  # signatures; below this a thread hop costs more than it saves
+_verifiers = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="verify")
+
+
+def verify_all(items: Sequence[tuple[str, bytes, str]]) -> list[bool]:
+    """`verify` of each (public_key, message, signature), in order.
+
+    libsodium releases the GIL while it verifies, so a large batch is split
+    over a few threads: on two cores, about twice the verifications per
+    second of one thread.
+    """
+    workers = _verifiers._max_workers
+    if len(items) < PARALLEL_FROM or workers == 1:
+        return [verify(*item) for item in items]
+    size = -(-len(items) // workers)
+    chunks = [items[start : start + size] for start in range(0, len(items), size)]
+    return [ok for chunk in _verifiers.map(_verify_chunk, chunks) for ok in chunk]
+
+
+def _verify_chunk(items: Sequence[tuple[str, bytes, str]]) -> list[bool]:
+    return [verify(*item) for item in items]
 
 
 def read_key_file(path: Path) -> SigningKey:

@@ -180,3 +180,13 @@ def test_the_throttle_counts_by_socket_address_unless_told_how_many_proxies_to_t
         assert not throttle.allow_request(_request("10.0.0.9", HTTP_X_FORWARDED_FOR="3.3.3.3"), None)
         assert throttle.allow_request(_request("10.0.0.9", HTTP_X_FORWARDED_FOR="4.4.4.4"), None)
     SubmitRateThrottle.reset()
+
+
+def test_a_pooled_transaction_records_when_it_was_received(kit: ChainKit, orgs: list[Org]):
+    from django.utils import timezone
+
+    before = timezone.now()
+    [[outcome]] = _admit_concurrently([[kit.put(orgs[0].writer, "n", "k", 1).envelope()]])
+    row = Transaction.objects.get(tx_id=outcome.tx_id)
+    assert before <= row.received_at <= timezone.now()
+    assert (row.status, row.code, row.block_id, row.index) == ("pending", "", None, None)

@@ -157,9 +157,11 @@ def test_a_malformed_tx_id_is_400(kit, member_client, bad):
 
 async def test_a_submission_through_the_asgi_handler_is_pooled(kit, orgs):
     from asgiref.sync import sync_to_async
+    from django.db import connections
     from django.test import AsyncClient
 
     tx = kit.put(orgs[0].writer, "n", "k", 1)
     response = await AsyncClient().post(f"{API}/transactions", tx.envelope(), content_type="application/json")
     assert response.status_code == 202
     assert await sync_to_async(Transaction.objects.filter(tx_id=tx.tx_id).exists)()
+    await sync_to_async(connections.close_all)()  # asgiref's sync thread: PostgreSQL drops no test database in use

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.protocol import keys
 from ledger.protocol.keys import KeyFileError, SigningKey, read_key_file, verify, write_key_file
 
 SEED_HEX = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"  # RFC 8032 test 1
@@ -142,3 +143,14 @@ def test_writing_a_key_file_never_overwrites_an_existing_one(tmp_path: Path) -> 
     with pytest.raises(FileExistsError):
         write_key_file(path, SigningKey.generate())
     assert path.read_text(encoding="ascii") == SEED_HEX
+
+
+@pytest.mark.parametrize("count", [0, 1, keys.PARALLEL_FROM - 1, keys.PARALLEL_FROM, 257])
+def test_verify_all_answers_each_signature_in_order_small_batches_and_large(count: int) -> None:
+    signer, other = SigningKey.generate(), SigningKey.generate()
+    messages = [f"message {i}".encode() for i in range(count)]
+    items = [(signer.public_key, m, signer.sign(m)) for m in messages]
+    wrong = {i for i in range(count) if i % 7 == 3}
+    for i in wrong:  # a valid signature, but by another key
+        items[i] = (signer.public_key, messages[i], other.sign(messages[i]))
+    assert keys.verify_all(items) == [i not in wrong for i in range(count)]
