@@ -172,6 +172,9 @@ REST_FRAMEWORK = {
         # default is generous so benchmarks are not throttled (docs/api.md).
         "submit": env_str("CONSORTIUM_SUBMIT_RATE", "100000/min"),
     },
+    # Reverse proxies in front of the node whose X-Forwarded-For to trust for
+    # the client address; 0: none, the socket's peer is the client.
+    "NUM_PROXIES": env_int("CONSORTIUM_TRUSTED_PROXIES", 0),
 }
 
 SPECTACULAR_SETTINGS = {
