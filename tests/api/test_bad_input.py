@@ -29,31 +29,31 @@ def signed(kit: ChainKit, key: SigningKey, **changes: Any) -> dict[str, Any]:
     return sign_body(body, key)
 
 
-@pytest.mark.parametrize(
-    ("raw", "code"),
-    [
-        (b"{", "invalid_json"),
-        (b"", "bad_envelope"),  # an empty body is an empty envelope
-        (b"\xff\xfe", "invalid_json"),
-        (b'{"body": {}, "signature": "00"} trailing', "invalid_json"),
-        (b'{"a": 1.5}', "float_not_allowed"),
-        (b'{"a": 1e3}', "float_not_allowed"),
-        (b'{"a": NaN}', "invalid_json"),
-        (b'{"a": Infinity}', "invalid_json"),
-        (b'{"a": 1, "a": 2}', "duplicate_key"),
-        (b'{"a": ' + b"9" * 5000 + b"}", "integer_out_of_range"),
-        (b'{"a": 9007199254740992}', "integer_out_of_range"),
-        (b"[" * 10000 + b"]" * 10000, "too_deep"),
-        (b'{"\xc3\xa9": 1}', "non_ascii_key"),
-        (b'"\\ud800"', "bad_value"),
-        (b"[]", "bad_envelope"),
-        (b"null", "bad_envelope"),
-        (b'"text"', "bad_envelope"),
-        (b'{"body": {}}', "bad_envelope"),
-        (b'{"body": {}, "signature": "00", "extra": 1}', "bad_envelope"),
-        (b'{"body": [], "signature": "00"}', "bad_body"),
-    ],
-)
+MALFORMED_BODIES = [
+    (b"{", "invalid_json"),
+    (b"", "bad_envelope"),  # an empty body is an empty envelope
+    (b"\xff\xfe", "invalid_json"),
+    (b'{"body": {}, "signature": "00"} trailing', "invalid_json"),
+    (b'{"a": 1.5}', "float_not_allowed"),
+    (b'{"a": 1e3}', "float_not_allowed"),
+    (b'{"a": NaN}', "invalid_json"),
+    (b'{"a": Infinity}', "invalid_json"),
+    (b'{"a": 1, "a": 2}', "duplicate_key"),
+    (b'{"a": ' + b"9" * 5000 + b"}", "integer_out_of_range"),
+    (b'{"a": 9007199254740992}', "integer_out_of_range"),
+    (b"[" * 10000 + b"]" * 10000, "too_deep"),
+    (b'{"\xc3\xa9": 1}', "non_ascii_key"),
+    (b'"\\ud800"', "bad_value"),
+    (b"[]", "bad_envelope"),
+    (b"null", "bad_envelope"),
+    (b'"text"', "bad_envelope"),
+    (b'{"body": {}}', "bad_envelope"),
+    (b'{"body": {}, "signature": "00", "extra": 1}', "bad_envelope"),
+    (b'{"body": [], "signature": "00"}', "bad_body"),
+]
+
+
+@pytest.mark.parametrize(("raw", "code"), MALFORMED_BODIES)
 def test_malformed_json_and_envelopes_are_400_with_their_protocol_code(kit, anonymous_client, raw, code):
     assert_error(post_raw(anonymous_client, raw), 400, code)
 

@@ -20,6 +20,7 @@ from ledger.api.errors import ApiError
 from ledger.api.throttling import SubmitRateThrottle
 from ledger.models import Transaction
 from ledger.pool import Admission
+from tests.api.test_bad_input import MALFORMED_BODIES
 from tests.chainkit import ChainKit, Org
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -190,3 +191,16 @@ def test_a_pooled_transaction_records_when_it_was_received(kit: ChainKit, orgs: 
     row = Transaction.objects.get(tx_id=outcome.tx_id)
     assert before <= row.received_at <= timezone.now()
     assert (row.status, row.code, row.block_id, row.index) == ("pending", "", None, None)
+
+
+@pytest.mark.parametrize(("raw", "code"), MALFORMED_BODIES)
+def test_malformed_bodies_on_the_lean_path_get_the_same_4xx_as_on_the_site(kit: ChainKit, raw: bytes, code: str):
+    response = _post("/api/v1/transactions", raw)
+    assert (response["status"], json.loads(response["body"])) == (400, {"error": code, "detail": mock.ANY})
+
+
+def test_an_oversized_body_on_the_lean_path_is_413(kit: ChainKit, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = _post("/api/v1/transactions/batch", b'{"transactions": [' + b"1," * 600 + b"1]}")
+    assert response["status"] == 413
+    assert json.loads(response["body"])["error"] == "too_large"
