@@ -31,7 +31,7 @@ from twisted.internet import reactor
 from ledger.models import Chain
 from ledger.node.home import HomeError, NodeHome, load_home, parse_bind
 from ledger.node.runtime import set_current_home
-from ledger.node.server import NodeRefused, allow_node_hosts, check_migrations, display_address
+from ledger.node.server import NodeRefused, allow_node_hosts, check_migrations, display_address, tune_gc_for_serving
 from ledger.protocol.blocks import genesis_hash
 
 logger = logging.getLogger("ledger.node.worker")
@@ -89,6 +89,7 @@ class WebWorker:
         loop: asyncio.AbstractEventLoop = reactor._asyncioEventloop  # type: ignore[attr-defined]
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stop, signum.name)
+        tune_gc_for_serving()  # as runnode: a worker fans the live feed out to its own sockets
         logger.info(
             "web worker of node %s serving http://%s chain %s",
             self.home.node_key.public_key[:12],
