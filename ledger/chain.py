@@ -73,18 +73,21 @@ def build_block(
     return Block(header, txs), run
 
 
-def parse_block(wire: Any, *, chain_id: str, verified: Callable[[list[str]], set[str]] = lambda tx_ids: set()) -> Block:
+def parse_block(
+    wire: Any, *, chain_id: str, verified: Callable[[list[SignedTx]], set[str]] = lambda txs: set()
+) -> Block:
     """Parse a block from the wire, checking shapes and the signature of every transaction.
 
-    `verified` names, in one call, the transactions whose signatures this
-    node already checked (at admission), so a proposal of pooled
-    transactions costs hashes rather than Ed25519 verifications.
+    `verified` names, in one call, the tx ids of the transactions this node
+    already checked byte for byte (same body and signature, at admission),
+    so a proposal of pooled transactions costs hashes rather than Ed25519
+    verifications.
     """
     if not isinstance(wire, dict) or set(wire) != {"header", "txs"} or not isinstance(wire["txs"], list):
         raise ProtocolError("bad_block", "a block has exactly header and txs (a list)")
     check_header_shape(wire["header"])
     txs = [parse_envelope(envelope, chain_id, check_signature=False) for envelope in wire["txs"]]
-    known = verified([tx.tx_id for tx in txs]) if txs else set()
+    known = verified(txs) if txs else set()
     unknown = [tx for tx in txs if tx.tx_id not in known]
     checks = verify_all([(tx.signer, tx.canonical_body, tx.signature) for tx in unknown])
     for tx, ok in zip(unknown, checks, strict=True):

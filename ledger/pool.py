@@ -205,6 +205,20 @@ def pending(limit: int, *, exclude: set[str] = frozenset()) -> list[SignedTx]:
     return txs[:limit]
 
 
+def verified_before(txs: list[SignedTx]) -> set[str]:
+    """The tx ids among `txs` stored with the same signature: verified when they were admitted or committed.
+
+    The same tx id with another signature is the same body signed otherwise
+    (or forged), so it is checked again.
+    """
+    stored: dict[str, str] = {}
+    ids = [tx.tx_id for tx in txs]
+    for start in range(0, len(ids), 900):
+        rows = Transaction.objects.filter(tx_id__in=ids[start : start + 900]).values_list("tx_id", "signature")
+        stored.update(rows)
+    return {tx.tx_id for tx in txs if stored.get(tx.tx_id) == tx.signature}
+
+
 def has_pending() -> bool:
     """Whether anything waits in the pool: one indexed EXISTS, nothing parsed."""
     return Transaction.objects.filter(status=Transaction.Status.PENDING).exists()

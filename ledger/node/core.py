@@ -50,6 +50,7 @@ from ledger.node.signlog import SigningLog
 from ledger.node.sync import MAX_BLOCKS_PER_RESPONSE, apply_synced_block, stored_blocks
 from ledger.node.wire import message_from_wire, message_to_wire
 from ledger.protocol.errors import ProtocolError
+from ledger.protocol.transactions import SignedTx
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
 from ledger.writes import write_transaction
 
@@ -446,14 +447,9 @@ class EngineCore:
             return verify_vote(self.home.chain_id, message)
         return verify_proposal(self.home.chain_id, message)
 
-    def _already_verified(self, tx_ids: list[str]) -> set[str]:
-        """Transactions in our database were verified when admitted or committed."""
+    def _already_verified(self, txs: list[SignedTx]) -> set[str]:
         close_old_connections()
-        known: set[str] = set()
-        for start in range(0, len(tx_ids), 900):
-            chunk = tx_ids[start : start + 900]
-            known.update(Transaction.objects.filter(tx_id__in=chunk).values_list("tx_id", flat=True))
-        return known
+        return pool.verified_before(txs)
 
     def _status_from_peer(self, peer: str, message: dict[str, Any]) -> None:
         committed, held = message["height"], message.get("messages", 0)

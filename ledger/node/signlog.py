@@ -22,6 +22,7 @@ from ledger.consensus.messages import Proposal, ProposalIntent, Vote, VoteIntent
 from ledger.node.wire import message_from_wire, message_to_wire
 from ledger.protocol.errors import ProtocolError
 from ledger.protocol.keys import SigningKey
+from ledger.protocol.transactions import SignedTx
 
 LOG_FILE = "signing_log.jsonl"
 COMPACT_BYTES = 1024 * 1024  # past this the log is rewritten with the current height only
@@ -33,6 +34,11 @@ Message = Vote | Proposal
 def _slot(message: Message | VoteIntent | ProposalIntent) -> tuple[int, int, str]:
     kind = message.type if isinstance(message, Vote | VoteIntent) else "proposal"
     return message.height, message.round, kind
+
+
+def _all_verified(txs: list[SignedTx]) -> set[str]:
+    """The log holds only what this node signed or accepted, after checking it."""
+    return {tx.tx_id for tx in txs}
 
 
 class SigningLog:
@@ -61,7 +67,7 @@ class SigningLog:
                 if data.get("kind") == "seen":
                     self.seen.append(data["message"])
                     continue
-                message = message_from_wire(data, chain_id=self.chain_id, verified=set)
+                message = message_from_wire(data, chain_id=self.chain_id, verified=_all_verified)
             except (ValueError, TypeError, KeyError, AttributeError, ProtocolError):
                 # A torn last line from a crash mid-append: it was never fsynced,
                 # so it was never sent either.

@@ -39,7 +39,7 @@ def stored_blocks(start: int, count: int) -> list[dict[str, Any]]:
     return entries
 
 
-def apply_synced_block(state: LedgerState, entry: Any, *, verified=lambda tx_ids: set()) -> Block:
+def apply_synced_block(state: LedgerState, entry: Any, *, verified=lambda txs: set()) -> Block:
     """Verify one sync entry against `state` and commit it; ProtocolError if it is not valid."""
     if not isinstance(entry, dict) or set(entry) != {"block", "commit", "round"}:
         raise ProtocolError("bad_sync", "a sync entry has exactly block, commit and round")

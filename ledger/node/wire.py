@@ -66,7 +66,7 @@ def vote_from_wire(data: dict[str, Any]) -> Vote:
     )
 
 
-def proposal_from_wire(data: dict[str, Any], *, chain_id: str, verified=lambda tx_ids: set()) -> Proposal:
+def proposal_from_wire(data: dict[str, Any], *, chain_id: str, verified=lambda txs: set()) -> Proposal:
     fields = {"kind", "height", "round", "block_hash", "valid_round", "sender", "signature", "block"}
     if set(data) != fields:
         raise ProtocolError("bad_message", "a proposal has exactly " + ", ".join(sorted(fields)))
@@ -84,7 +84,7 @@ def proposal_from_wire(data: dict[str, Any], *, chain_id: str, verified=lambda t
     )
 
 
-def message_from_wire(data: Any, *, chain_id: str, verified=lambda tx_ids: set()) -> Vote | Proposal:
+def message_from_wire(data: Any, *, chain_id: str, verified=lambda txs: set()) -> Vote | Proposal:
     if not isinstance(data, dict):
         raise ProtocolError("bad_message", "a consensus message is an object")
     if data.get("kind") == "vote":
