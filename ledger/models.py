@@ -29,7 +29,7 @@ class Block(models.Model):
     chain_id = models.CharField(max_length=64)
     prev_hash = models.CharField(max_length=64)
     time_ms = models.PositiveBigIntegerField(db_index=True)
-    proposer = models.CharField(max_length=64, db_index=True)
+    proposer = models.CharField(max_length=64)
     tx_count = models.PositiveIntegerField()
     tx_root = models.CharField(max_length=64)
     results_hash = models.CharField(max_length=64)
@@ -41,6 +41,9 @@ class Block(models.Model):
 
     class Meta:
         ordering = ["-height"]
+        # The blocks list filtered by proposer: a keyset page of one proposer's
+        # blocks, newest first, however rarely that validator proposed.
+        indexes = [models.Index(fields=["proposer", "-height"], name="block_by_proposer")]
 
     def __str__(self) -> str:
         return f"block {self.height}"

@@ -211,8 +211,8 @@ def height_at_or_after(time_ms: int) -> int | None:
 def block_page(f: BlockFilter, limit: int = PAGE) -> dict[str, Any]:
     """One page of blocks, newest first: a primary key range (keyset on height), no COUNT, no OFFSET.
 
-    A proposer filter walks the same range and skips other proposers; with n
-    validators taking turns a page is found after about n x limit index rows.
+    A proposer filter reads the (proposer, height) index: one page of that
+    proposer's blocks, however rarely it proposed.
     """
     rows = Block.objects.order_by("-height")
     if f.before is not None:
