@@ -21,6 +21,8 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from daphne.endpoints import build_endpoint_description_strings
@@ -124,6 +126,35 @@ def display_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def serve_asgi(home: NodeHome, *, on_running: Callable[[], None], **options: Any) -> None:
+    """Serve consortium.asgi with daphne on the home's address until the reactor stops.
+
+    `on_running` runs once the reactor does; `options` go to daphne's Server.
+    NodeRefused when daphne could not listen.
+    """
+    set_current_home(home)
+    allow_node_hosts(home)
+    from consortium.asgi import application  # only after allow_node_hosts, see there
+
+    server = daphne.server.Server(
+        application,
+        endpoints=build_endpoint_description_strings(host=home.host, port=home.port),
+        signal_handlers=False,
+        **options,
+    )
+    reactor.callWhenRunning(on_running)
+    server.run()
+    if not server.listening_addresses:
+        address = display_address(home.host, home.port)
+        raise NodeRefused(f"cannot listen on {address} (in use, or not an address of this machine)")
+
+
+def reactor_loop() -> asyncio.AbstractEventLoop:
+    """The reactor's own asyncio loop; daphne reaches it the same way."""
+    loop: asyncio.AbstractEventLoop = reactor._asyncioEventloop  # type: ignore[attr-defined]
+    return loop
+
+
 class NodeServer:
     """daphne plus the engine, started and stopped together."""
 
@@ -136,31 +167,19 @@ class NodeServer:
 
     def run(self) -> int:
         """Serve until a signal stops the node; returns the process exit code."""
-        set_current_home(self.home)
-        allow_node_hosts(self.home)
-        from consortium.asgi import application  # only after allow_node_hosts, see there
-
-        server = daphne.server.Server(
-            application,
-            endpoints=build_endpoint_description_strings(host=self.home.host, port=self.home.port),
-            signal_handlers=False,
+        serve_asgi(
+            self.home,
+            on_running=self._on_running,
             # Peer links live as long as the node; daphne's default closes any
             # WebSocket after a day.
             websocket_timeout=-1,
             **daphne_limits(),  # peer messages up to CONSORTIUM_PEER_MAX_MESSAGE_BYTES, not daphne's 1 MiB
         )
-        reactor.callWhenRunning(self._on_running)
-        server.run()
-        if not server.listening_addresses:
-            address = display_address(self.home.host, self.home.port)
-            raise NodeRefused(f"cannot listen on {address} (in use, or not an address of this machine)")
         return self.exit_code
 
     @property
     def _loop(self) -> asyncio.AbstractEventLoop:
-        # The reactor's own asyncio loop; daphne reaches it the same way.
-        loop: asyncio.AbstractEventLoop = reactor._asyncioEventloop  # type: ignore[attr-defined]
-        return loop
+        return reactor_loop()
 
     def _on_running(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):

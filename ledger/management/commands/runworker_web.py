@@ -14,15 +14,13 @@ from __future__ import annotations
 
 # Installs twisted's asyncio reactor before anything imports the default one
 # (see ledger/node/server.py).
-import daphne.server  # isort:skip
+import daphne.server  # noqa: F401  # isort:skip
 
-import asyncio
 import logging
 import signal
 from pathlib import Path
 from typing import Any
 
-from daphne.endpoints import build_endpoint_description_strings
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection
@@ -30,8 +28,14 @@ from twisted.internet import reactor
 
 from ledger.models import Chain
 from ledger.node.home import HomeError, NodeHome, load_home, parse_bind
-from ledger.node.runtime import set_current_home
-from ledger.node.server import NodeRefused, allow_node_hosts, check_migrations, display_address, tune_gc_for_serving
+from ledger.node.server import (
+    NodeRefused,
+    check_migrations,
+    display_address,
+    reactor_loop,
+    serve_asgi,
+    tune_gc_for_serving,
+)
 from ledger.protocol.blocks import genesis_hash
 
 logger = logging.getLogger("ledger.node.worker")
@@ -70,25 +74,11 @@ class WebWorker:
         self.home = home
 
     def run(self) -> None:
-        set_current_home(self.home)
-        allow_node_hosts(self.home)
-        from consortium.asgi import application  # only after allow_node_hosts, see there
-
-        server = daphne.server.Server(
-            application,
-            endpoints=build_endpoint_description_strings(host=self.home.host, port=self.home.port),
-            signal_handlers=False,
-        )
-        reactor.callWhenRunning(self._on_running)
-        server.run()
-        if not server.listening_addresses:
-            address = display_address(self.home.host, self.home.port)
-            raise NodeRefused(f"cannot listen on {address} (in use, or not an address of this machine)")
+        serve_asgi(self.home, on_running=self._on_running)
 
     def _on_running(self) -> None:
-        loop: asyncio.AbstractEventLoop = reactor._asyncioEventloop  # type: ignore[attr-defined]
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, self._stop, signum.name)
+            reactor_loop().add_signal_handler(signum, self._stop, signum.name)
         tune_gc_for_serving()  # as runnode: a worker fans the live feed out to its own sockets
         logger.info(
             "web worker of node %s serving http://%s chain %s",
