@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from django.test import Client
 
 from ledger.api.admission import close_connections
 from tests.chainkit import ChainKit, Org
@@ -27,3 +28,24 @@ def orgs() -> list[Org]:
 def kit(db: None, orgs: list[Org]) -> ChainKit:
     """A chain of `orgs` committed in-process; packages that need another database mode override it."""
     return ChainKit(orgs)
+
+
+@pytest.fixture
+def seeds(orgs: list[Org]) -> list[str]:
+    """Every private key's seed in hex; none may ever appear in a page."""
+    return [key.seed.hex() for org in orgs for key in (org.admin, org.writer, org.node)]
+
+
+@pytest.fixture
+def page(seeds: list[str]) -> Callable[..., str]:
+    """GET a page and return its HTML, failing if any private key is in it."""
+
+    def get(client: Client, url: str, status: int = 200) -> str:
+        response = client.get(url)
+        assert response.status_code == status, (url, response.status_code, response.content[:500])
+        html = response.content.decode()
+        for seed in seeds:
+            assert seed not in html, url
+        return html
+
+    return get

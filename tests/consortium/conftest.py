@@ -10,7 +10,7 @@ own nodes, which the tests stand in for by signing with `kit`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,27 +78,6 @@ def plain_client(db: None) -> Client:
 @pytest.fixture
 def anonymous_client() -> Client:
     return Client()
-
-
-@pytest.fixture
-def seeds(orgs: list[Org]) -> list[str]:
-    """Every private key's seed in hex; none may ever appear in a page."""
-    return [key.seed.hex() for org in orgs for key in (org.admin, org.writer, org.node)]
-
-
-@pytest.fixture
-def page(seeds: list[str]) -> Callable[..., str]:
-    """GET a page and return its HTML, failing if any private key is in it."""
-
-    def get(client: Client, url: str, status: int = 200) -> str:
-        response = client.get(url)
-        assert response.status_code == status, response.content[:500]
-        html = response.content.decode()
-        for seed in seeds:
-            assert seed not in html
-        return html
-
-    return get
 
 
 def pooled(tx_id: str, chain_id: str) -> SignedTx:

@@ -8,7 +8,7 @@ outsider, who is sent to the login page.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -71,24 +71,3 @@ def other_admin_client(db: None) -> Client:
 @pytest.fixture
 def readers(member_client: Client, other_admin_client: Client) -> list[Client]:
     return [member_client, other_admin_client]
-
-
-@pytest.fixture
-def seeds(orgs: list[Org]) -> list[str]:
-    """Every private key's seed in hex; none may ever appear in a page."""
-    return [key.seed.hex() for org in orgs for key in (org.admin, org.writer, org.node)]
-
-
-@pytest.fixture
-def page(seeds: list[str]) -> Callable[..., str]:
-    """GET a page and return its HTML, failing if any private key is in it."""
-
-    def get(client: Client, url: str, status: int = 200) -> str:
-        response = client.get(url)
-        assert response.status_code == status, (url, response.status_code, response.content[:500])
-        html = response.content.decode()
-        for seed in seeds:
-            assert seed not in html, url
-        return html
-
-    return get
