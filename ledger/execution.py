@@ -89,16 +89,8 @@ def _apply(run: Execution, tx: SignedTx, index: int, holds_value: dict[StateKey,
         if not holds_value.get(_state_key(tx), False):
             raise Rejected("no_value")
         _write(run, tx, index, None, holds_value)
-    elif kind == "member.add":
-        rules.apply_member_add(run.membership, tx, run.height)
-    elif kind == "member.revoke":
-        rules.apply_member_revoke(run.membership, tx, run.height)
-    elif kind == "gov.propose":
-        rules.apply_gov_propose(run.membership, tx, run.height, index)
-    elif kind == "gov.vote":
-        rules.apply_gov_vote(run.membership, tx, run.height)
-    else:  # parse_envelope admits only the types above
-        raise Rejected("unknown_type")
+    else:  # the membership types; parse_envelope admits no others
+        rules.apply_membership_tx(run.membership, tx, run.height, index)
 
 
 def _write(run: Execution, tx: SignedTx, index: int, value: str | None, holds_value: dict[StateKey, bool]) -> None:

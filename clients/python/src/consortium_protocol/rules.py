@@ -22,6 +22,25 @@ from .membership import (
 )
 from .transactions import SignedTx
 
+MEMBERSHIP_TYPES = ("member.add", "member.revoke", "gov.propose", "gov.vote")
+
+
+def apply_membership_tx(state: Membership, tx: SignedTx, height: int, index: int) -> None:
+    """Apply one membership transaction (a type in MEMBERSHIP_TYPES) at its block position.
+
+    The node's block executor and the member's light client both call this, so
+    they derive the same organisations, keys and validator sets."""
+    if tx.type == "member.add":
+        apply_member_add(state, tx, height)
+    elif tx.type == "member.revoke":
+        apply_member_revoke(state, tx, height)
+    elif tx.type == "gov.propose":
+        apply_gov_propose(state, tx, height, index)
+    elif tx.type == "gov.vote":
+        apply_gov_vote(state, tx, height)
+    else:
+        raise Rejected("unknown_type")
+
 
 def apply_member_add(state: Membership, tx: SignedTx, height: int) -> None:
     admin = state.signer_with_role(tx.signer, "admin")
