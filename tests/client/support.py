@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.network.consortium import LocalConsortium, Member
-from tests.processes import manage
+from tests.processes import NodeLauncher, manage
 
 
 def create_token(env: dict[str, str], username: str = "auditor") -> str:
@@ -41,3 +41,13 @@ class Net:
 
     def node_key(self, index: int) -> str:
         return self.members[index].node_key
+
+
+def start_net(root: Path, launcher: NodeLauncher, *, node2_env: dict[str, str] | None = None) -> Net:
+    """Two organisations' nodes, started, each with a reader token; node 2 may get extra settings."""
+    (root / "net").mkdir()
+    consortium = LocalConsortium(root / "net", launcher, orgs=2)
+    tokens = [create_token(member.env) for member in consortium.members]
+    consortium.members[1].env.update(node2_env or {})
+    consortium.start_all()
+    return Net(consortium, tokens)

@@ -60,6 +60,7 @@ class EventSocket:
                 proxy=None,
                 compression=None,
                 user_agent_header="consortium-client/0.1",
+                legacy=True,  # a connection object of our own, closed in close()
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
