@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ledger.protocol.canonical import canonical
+from consortium_protocol.canonical import canonical
 
 MIB = 1024 * 1024
 MAX_BLOCK_BYTES = 4 * MIB

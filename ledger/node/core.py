@@ -39,6 +39,8 @@ from typing import Any
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.transactions import SignedTx
 from ledger import budgets, pool
 from ledger.chain import Block, build_block, check_block
 from ledger.consensus.machine import Broadcast, ConsensusMachine, Decide, Evidence, ScheduleTimeout, Timeouts
@@ -50,8 +52,6 @@ from ledger.node.home import NodeHome
 from ledger.node.signlog import SigningLog
 from ledger.node.sync import MAX_BLOCKS_PER_RESPONSE, apply_synced_block, stored_blocks
 from ledger.node.wire import message_from_wire, message_to_wire
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.transactions import SignedTx
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
 from ledger.writes import write_transaction
 

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consortium_protocol.canonical import canonical
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import SignedTx, parse_envelope, sign_body
 from ledger import budgets, chain, pool
 from ledger.consensus.messages import Proposal
 from ledger.node.sync import stored_blocks
 from ledger.node.wire import proposal_to_wire
-from ledger.protocol.canonical import canonical
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import SignedTx, parse_envelope, sign_body
 from ledger.services import DatabaseStateReader, already_included
 from peers.frames import encode_application
 from peers.limits import PeerLimits

@@ -13,8 +13,8 @@ import secrets
 
 import pytest
 
+from consortium_protocol.transactions import sign_body
 from ledger.budgets import MAX_BLOCK_BYTES
-from ledger.protocol.transactions import sign_body
 from tests.network.consortium import CHAIN_ID, LocalConsortium, post_json
 from tests.processes import NodeLauncher
 

@@ -16,16 +16,16 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from consortium_protocol.canonical import canonical
+from consortium_protocol.keys import write_key_file
+from consortium_protocol.transactions import SignedTx
+from consortium_protocol.votes import PRECOMMIT, sign_vote
 from ledger import budgets, pool
 from ledger.chain import build_block
 from ledger.consensus.machine import Timeouts
 from ledger.models import Transaction
 from ledger.node.core import REOFFER_SECONDS, EngineCore, Network
 from ledger.node.home import load_home
-from ledger.protocol.canonical import canonical
-from ledger.protocol.keys import write_key_file
-from ledger.protocol.transactions import SignedTx
-from ledger.protocol.votes import PRECOMMIT, sign_vote
 from ledger.services import DatabaseStateReader, open_chain
 from tests.chainkit import ChainKit, Org, make_genesis
 
