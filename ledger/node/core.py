@@ -186,6 +186,9 @@ class EngineCore:
         validators = self.state.membership.validators()
         self._prepared, self._timers, self._started = {}, [], False
         self._log = HeightLog(height)
+        if not validators:
+            self._serve_without_validators()
+            return
         self.machine = ConsensusMachine(
             chain_id=self.home.chain_id,
             height=height,
@@ -210,6 +213,28 @@ class EngineCore:
             self._periodic()
             kind, payload = self._next_input()
             self._handle(kind, payload)
+
+    def _serve_without_validators(self) -> None:
+        """No validator is left, so no block can ever be certified again: stay up, serve, never exit.
+
+        PROTOCOL.md section 3 (`no_validator_left`) keeps a chain from getting
+        here, but one may predate the rule. Exiting would only crash-loop the
+        node under its supervisor, and its committed chain stays readable and
+        can still be synced by peers.
+        """
+        logger.error("the validator set after block %s is empty: no block can commit any more", self.state.tip.height)
+        self.machine = None
+        while not self._stopping:
+            now = time.monotonic()
+            if now - self._last_status >= STATUS_SECONDS:
+                self._last_status = now
+                self._send_status(None)
+                self._report()
+            kind, payload = self._next_input()
+            if kind == "stop":
+                self._stopping = True
+            elif kind == "peer" and isinstance(payload[1], dict) and payload[1].get("type") == "get_blocks":
+                self._from_peer(*payload)
 
     def _maybe_start(self, resuming: bool) -> None:
         if self._started or self.sync.behind(self.state.tip.height):
