@@ -54,13 +54,15 @@ def apply_synced_block(state: LedgerState, entry: Any, *, verified=lambda txs: s
     block = parse_block(entry["block"], chain_id=state.tip.chain_id, verified=verified)
     if block.height != state.tip.height + 1:
         raise ProtocolError("wrong_height", f"expected block {state.tip.height + 1}")
-    check_certificate(
+    decided = check_certificate(
         entry["commit"],
         chain_id=state.tip.chain_id,
         height=block.height,
         block_hash=block.hash,
         validators=state.membership.validators(),
     )
+    if round_ != decided:
+        raise ProtocolError("bad_sync", f"round {round_} is not the certificate's round {decided}")
     run = check_block(
         block,
         tip=state.tip,
