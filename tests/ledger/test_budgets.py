@@ -5,7 +5,7 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consortium_protocol.canonical import canonical
@@ -14,6 +14,7 @@ from consortium_protocol.keys import SigningKey
 from consortium_protocol.transactions import SignedTx, parse_envelope, sign_body
 from ledger import budgets, chain, pool
 from ledger.consensus.messages import Proposal
+from ledger.models import Transaction
 from ledger.node.sync import stored_blocks
 from ledger.node.wire import proposal_to_wire
 from ledger.services import DatabaseStateReader, already_included
@@ -206,3 +207,26 @@ def test_sync_replies_of_full_blocks_hold_what_fits_and_at_least_one_block(kit: 
     assert replies == [[1], [2], [3, 4]]  # two full blocks never share a reply; a small one rides along
     assert [e["block"]["header"]["height"] for e in stored_blocks(1, 20, max_bytes=1)] == [1]  # never empty
     assert len(stored_blocks(4, 20)) == 1
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    value_sizes=st.lists(st.integers(0, 64 * KIB - 400), min_size=1, max_size=14),
+    max_bytes=st.integers(1, 400 * KIB),
+    limit=st.integers(1, 20),
+)
+def test_the_pool_packs_the_oldest_prefix_that_fits_and_never_skips_one(
+    kit: ChainKit, orgs: list[Org], value_sizes: list[int], max_bytes: int, limit: int
+):
+    Transaction.objects.all().delete()
+    txs = [big_put(kit, orgs[0].writer, f"g{i}", size) for i, size in enumerate(value_sizes)]
+    pool.admit([tx.envelope() for tx in txs], chain_id=kit.chain_id)
+    cost = [budgets.envelope_bytes(len(tx.canonical_body), tx.signature) + 1 for tx in txs]
+    packed = pool.pending(limit, max_bytes=max_bytes)
+    taken = len(packed)
+    assert [tx.tx_id for tx in packed] == [tx.tx_id for tx in txs[:taken]]  # the oldest, in order, none skipped
+    assert sum(cost[:taken]) <= max_bytes and taken <= limit
+    assert taken == min(limit, len(txs)) or sum(cost[: taken + 1]) > max_bytes  # it stopped only when full
+    offered = pool.offers(max_bytes=max_bytes, max_count=limit)
+    assert [o.tx_id for o in offered] == [tx.tx_id for tx in txs[: max(1, taken)]]  # gossip: at least one
+    assert [o.size for o in offered] == [len(canonical(o.envelope)) for o in offered]
