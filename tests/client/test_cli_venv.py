@@ -43,8 +43,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made = run([sys.executable, "-m", "venv", str(root / "venv")], env=env, cwd=root)
     assert made.returncode == 0, made.stderr
     pip = [str(root / "venv" / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    # No build isolation: the venv's own setuptools builds it, so no download is needed for that.
-    package = run([*pip, "install", "--no-deps", "--no-build-isolation", str(source)], env=env, cwd=root)
+    package = run([*pip, "install", "--no-deps", str(source)], env=env, cwd=root)
     assert package.returncode == 0, package.stderr
     deps = run([*pip, "install", *PINNED], env=env, cwd=root)
     assert deps.returncode == 0, deps.stderr
