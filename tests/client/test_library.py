@@ -17,6 +17,7 @@ from consortium_client.transport import Transport
 from consortium_protocol.blocks import genesis_hash
 from tests.client.support import Net
 from tests.network.consortium import CHAIN_ID
+from tests.processes import manage
 
 pytestmark = pytest.mark.slow
 
@@ -259,3 +260,52 @@ def test_an_unreachable_node_is_one_line_after_the_retries(tmp_path: Path) -> No
     with pytest.raises(ConsortiumError) as failed:
         client.status("0" * 64)
     assert failed.value.code == "unreachable" and "\n" not in str(failed.value)
+
+
+def test_wait_for_more_ids_than_one_subscription_holds(writer: Client, monkeypatch) -> None:
+    monkeypatch.setattr(writer, "_wait_by_polling", None)
+    txs = [writer.sign("state.put", state_put("bulk", f"B-{n}", n)) for n in range(1300)]
+    assert all(s.accepted for s in writer.submit_batch(txs))  # two requests: 1000 and 300
+    finals = []
+
+    statuses = writer.wait([tx.tx_id for tx in txs], timeout=120, on_final=finals.append)
+
+    assert {s.status for s in statuses.values()} == {"committed"}
+    assert len(finals) == 1300 == len({s.tx_id for s in finals})
+
+
+def test_manage_py_tx_is_the_same_cli(net: Net, writer: Client) -> None:
+    sent = writer.put("shipments", "SHIP-5", 5)
+    committed(writer, sent.tx_id)
+    done = manage(["tx", "status", sent.tx_id, "--node", net.url(0), "--token", net.tokens[0]], net.members[0].env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{sent.tx_id} committed at height ")
+    refused = manage(["tx", "status", "nope", "--node", net.url(0)], net.members[0].env)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+
+
+def test_watch_resumes_across_a_node_restart_without_losing_or_repeating_a_block(net: Net, writer: Client) -> None:
+    """Last in this module: it restarts node 1."""
+    events: queue.Queue = queue.Queue()
+    start = committed(writer, writer.put("restart", "before", 1).tx_id)
+
+    def consume() -> None:
+        try:
+            for event in writer.watch(blocks=True, from_height=start):
+                events.put(event)
+        except ConsortiumError as exc:  # pragma: no cover - shows in the assertion below
+            events.put(exc)
+
+    threading.Thread(target=consume, daemon=True).start()
+    assert events.get(timeout=WAIT).height == start
+    net.members[0].process.stop()
+    net.consortium.start(0)
+    last = committed(writer, writer.put("restart", "after", 2).tx_id)
+
+    heights = []
+    while not heights or heights[-1] < last:
+        event = events.get(timeout=90)
+        assert not isinstance(event, Exception), event
+        if event.type == "block":
+            heights.append(event.height)
+    assert heights == list(range(start + 1, last + 1))

@@ -93,6 +93,8 @@ class ModelNode:
     # --- what light.verify_transaction asks of a node ---
 
     def block(self, height: int) -> ServedBlock:
+        if height not in self.blocks:
+            raise ConsortiumError("not_found", f"no block {height}", status=404)  # what a node answers
         data = self.blocks[height]
         return ServedBlock(data["header"], data["hash"], data["tx_ids"], data["results"], data["commit"])
 
@@ -212,4 +214,4 @@ def test_any_change_to_a_served_proof_is_refused_as_not_verified(model: ModelNod
     lying.proof = lambda tx_id: {**honest, field: new}
     with pytest.raises(ConsortiumError) as refused:
         verify(lying, model.put3.tx_id, model.genesis)
-    assert refused.value.code in ("not_verified", "bad_response")
+    assert refused.value.code in ("not_verified", "not_found")  # a proof pointing past the chain: its 404

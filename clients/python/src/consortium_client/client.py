@@ -28,6 +28,7 @@ from .transport import Transport, path_part
 
 BATCH_LIMIT = 1000  # PROTOCOL.md section 6: at most 1000 envelopes per batch request
 POLL_INTERVAL = 0.5
+BLOCK_SUMMARY_FIELDS = frozenset({"height", "hash", "prev_hash", "time_ms", "proposer", "tx_count"})
 
 OnFinal = Callable[[TxStatus], None]
 
@@ -187,9 +188,9 @@ class Client:
     def blocks(self, *, limit: int | None = None) -> Iterator[BlockSummary]:
         """Committed blocks, newest first."""
         for item in self._pages("/blocks", limit):
-            yield BlockSummary(
-                item["height"], item["hash"], item["prev_hash"], item["time_ms"], item["proposer"], item["tx_count"]
-            )
+            if not isinstance(item, dict) or not set(item) >= BLOCK_SUMMARY_FIELDS:
+                raise ConsortiumError("bad_response", f"node {self.url} listed a block without its fields")
+            yield BlockSummary(**{name: item[name] for name in BLOCK_SUMMARY_FIELDS})
 
     def block(self, height: int) -> Block:
         data = self.transport.get(f"/blocks/{int(height)}")
