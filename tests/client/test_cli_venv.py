@@ -155,6 +155,8 @@ def test_errors_are_one_line_with_the_code(venv: Path, net: Net, tmp_path: Path)
     cli("put", "a", "b", "1", key=tmp_path / "loose_key", expect=1)
     assert "chmod 600" in cli.last_error
     cli("status", "not-a-tx-id", expect=2)
+    cli("put", "only-a-namespace", expect=2)
+    assert "required: KEY, JSON" in cli.last_error
     cli.env["CONSORTIUM_TOKEN"] = "wrong"
     cli("status", "0" * 64, expect=1)
     assert "--token" in cli.last_error

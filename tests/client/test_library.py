@@ -262,6 +262,23 @@ def test_an_unreachable_node_is_one_line_after_the_retries(tmp_path: Path) -> No
     assert failed.value.code == "unreachable" and "\n" not in str(failed.value)
 
 
+def test_an_admin_adds_and_revokes_a_member_and_the_revoked_key_is_refused(net: Net) -> None:
+    admin = Client(net.url(0), token=net.tokens[0], key=net.home(0) / "org_key")
+    member = SigningKey.generate()
+    added = admin.add_member(member.public_key, ["writer"], "temp")
+    committed(admin, added.tx_id)
+    as_member = Client(net.url(0), token=net.tokens[0], key=member)
+    committed(as_member, as_member.put("shipments", "SHIP-6", 6).tx_id)
+
+    committed(admin, admin.revoke_member(member.public_key).tx_id)
+
+    with pytest.raises(ConsortiumError) as refused:
+        as_member.put("shipments", "SHIP-6", 7)
+    assert refused.value.status == 403
+    org1 = next(org for org in admin.orgs() if org["org_id"] == "org1")
+    assert {m["key"]: m["status"] for m in org1["members"]}[member.public_key] == "revoked"
+
+
 def test_wait_for_more_ids_than_one_subscription_holds(writer: Client, monkeypatch) -> None:
     monkeypatch.setattr(writer, "_wait_by_polling", None)
     txs = [writer.sign("state.put", state_put("bulk", f"B-{n}", n)) for n in range(1300)]
