@@ -25,9 +25,9 @@ from rest_framework.authtoken.models import Token
 
 from consortium.asgi import application
 from consortium.permissions import make_org_admin
+from consortium_protocol.transactions import SignedTx
 from ledger import selectors as ledger_selectors
 from ledger.node.engine import topic_group
-from ledger.protocol.transactions import SignedTx
 from tests.chainkit import ChainKit, Org
 
 URL = "/ws/events/"
