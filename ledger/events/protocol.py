@@ -4,8 +4,9 @@ Pure: no database, no I/O. The shapes are documented in docs/api.md ("Event sock
 
 A client sends one `subscribe` first, then any number of `watch_txs`. Anything
 else, anything malformed, oversized or over a limit closes the socket with
-CLOSE_BAD_MESSAGE and a one-line reason: a client that breaks the protocol
-learns why and nothing it sent is half-applied.
+CLOSE_BAD_MESSAGE, after an `error` message saying why (daphne sends no
+close reason): a client that breaks the protocol learns why, and nothing it
+sent is half-applied.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class BadMessage(Exception):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
-        self.detail = detail[:120]  # a close frame's reason is at most 123 bytes
+        self.detail = detail.encode("ascii", "replace").decode()[:120]  # what a close reason could hold (123 bytes)
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,7 @@ def test_a_client_that_stops_reading_is_closed_as_a_slow_consumer(node):
     finally:
         raw.close()
     assert code == protocol.CLOSE_SLOW_CONSUMER
+    assert texts[-1] == {"type": "error", "code": code, "detail": "slow consumer: events were not read in time"}
     writes = [t for t in texts if t["type"] == "write"]
     assert texts[0]["type"] == "subscribed" and writes
     assert len(writes) < COUNT, len(writes)  # closed before the replay could finish

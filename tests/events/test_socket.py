@@ -137,6 +137,25 @@ async def test_one_token_opens_a_bounded_number_of_sockets(worker_db, member_tok
             await socket.disconnect()
 
 
+async def test_event_sockets_and_dashboard_sockets_share_the_processs_feed(kit, orgs, member_token):
+    cookie = await database_sync_to_async(_session_cookie)()
+    dashboard = communicator((b"cookie", cookie), (b"origin", b"http://127.0.0.1:8000"), path="/ws/dashboard/")
+    assert (await dashboard.connect())[0]
+    await dashboard.send_json_to({"subscribe": ["block.committed"]})
+    assert (await dashboard.receive_json_from(timeout=5))["type"] == "subscribed"
+    events, _ = await subscribe(member_token, blocks=True)
+    try:
+        await commit(kit, [kit.put(orgs[0].writer, "n", "k", 1)])
+        assert (await dashboard.receive_json_from(timeout=5))["type"] == "block.committed"
+        assert (await events.receive_json_from(timeout=5))["type"] == "block"
+        await events.disconnect()  # the event socket leaving does not stop the dashboard's feed
+        await commit(kit, [kit.put(orgs[0].writer, "n", "k", 2)])
+        assert (await dashboard.receive_json_from(timeout=5))["height"] == 2
+    finally:
+        await dashboard.disconnect()
+        await events.disconnect()
+
+
 # ---- what each subscription delivers -----------------------------------------
 
 
