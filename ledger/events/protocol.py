@@ -27,7 +27,8 @@ CLOSE_SLOW_CONSUMER = 4429
 
 # Limits of what one socket may ask for.
 MAX_FRAME_CHARS = 131_072  # 1000 tx ids are about 67,000 characters
-MAX_TXS = 1000  # tx ids in one message, and watched at once by one socket
+MAX_TXS = 1000  # tx ids in one message
+MAX_WATCHED = 10_000  # tx ids one socket waits for at once (about 1 MB)
 MAX_WRITES = 32  # namespace / key-prefix filters of one socket
 MAX_MESSAGES_PER_MINUTE = 120
 MAX_HEIGHT = 2**63 - 1  # PostgreSQL's bigint
@@ -187,9 +188,9 @@ class Selection:
         return cls(message.blocks, message.writes, message.governance, set(message.txs))
 
     def watch(self, tx_ids: tuple[str, ...]) -> None:
-        """Add tx ids to wait for; BadMessage if that makes more than MAX_TXS outstanding."""
-        if len(self.watched | set(tx_ids)) > MAX_TXS:
-            raise BadMessage(f"at most {MAX_TXS} tx ids watched at once")
+        """Add tx ids to wait for; BadMessage if that makes more than MAX_WATCHED outstanding."""
+        if len(self.watched | set(tx_ids)) > MAX_WATCHED:
+            raise BadMessage(f"at most {MAX_WATCHED} tx ids watched at once")
         self.watched.update(tx_ids)
 
     @property

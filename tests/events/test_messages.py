@@ -127,9 +127,13 @@ def test_a_reason_is_short_ascii_whatever_the_client_sent():
 
 def test_watch_txs_is_bounded_by_what_is_outstanding():
     selection = protocol.Selection.of(Subscribe(txs=tuple(f"{i:064x}" for i in range(600))))
-    selection.watch(tuple(f"{i:064x}" for i in range(300, 1000)))  # 1000 distinct: allowed
+    for start in range(300, protocol.MAX_WATCHED, 1000):  # overlapping and new ids, 1000 a message
+        selection.watch(tuple(f"{i:064x}" for i in range(start, min(start + 1000, protocol.MAX_WATCHED))))
+    assert len(selection.watched) == protocol.MAX_WATCHED
     with pytest.raises(BadMessage):
         selection.watch(("f" * 64,))
+    selection.watched.discard(f"{0:064x}")  # one reported: room for one more
+    selection.watch(("f" * 64,))
 
 
 # ---- through the socket --------------------------------------------------------
