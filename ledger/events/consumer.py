@@ -161,6 +161,9 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.known_tip = max(self.known_tip, tip, self.feed.tip)
         final, unknown = await database_sync_to_async(final_statuses)(list(message.txs))
         start = message.from_height if message.from_height is not None else tip + 1
+        if not (message.blocks or message.writes or message.governance):
+            # Tx ids only: those final up to the tip were just found; a replay would read blocks for nothing.
+            start = max(start, tip + 1)
         await self._put(
             {
                 "type": "subscribed",

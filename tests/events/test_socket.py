@@ -199,6 +199,38 @@ async def test_tx_status_committed_rejected_and_already_final_each_reported_once
         await socket.disconnect()
 
 
+async def test_a_tx_only_subscription_reads_no_old_block(kit, orgs, member_token, monkeypatch):
+    from ledger.events import consumer, feed
+
+    done = kit.put(orgs[0].writer, "n", "done", 1)
+    await commit(kit, [done])
+    for n in range(10):  # more than the live window: a replay would read them from the database
+        await commit(kit, [kit.put(orgs[0].writer, "n", f"k{n}", n)])
+    read: list[int] = []
+
+    def spy(real):
+        def load(low, high, **kwargs):
+            read.extend(range(low, high + 1))
+            return real(low, high, **kwargs)
+
+        return load
+
+    monkeypatch.setattr(consumer, "load_records", spy(consumer.load_records))
+    monkeypatch.setattr(feed, "load_records", spy(feed.load_records))
+    pending = kit.put(orgs[0].writer, "n", "pending", 2)
+    socket, ack = await subscribe(member_token, txs=[done.tx_id, pending.tx_id], from_height=1)
+    try:
+        tip = ack["tip"]
+        assert ack["from_height"] == tip + 1
+        assert (await socket.receive_json_from(timeout=5))["tx_id"] == done.tx_id  # at once, from its row
+        assert await socket.receive_json_from(timeout=5) == {"type": "synced", "height": tip}
+        height = await commit(kit, [pending])
+        assert (await socket.receive_json_from(timeout=5))["tx_id"] == pending.tx_id
+        assert read == [height]  # only the new block was read
+    finally:
+        await socket.disconnect()
+
+
 async def test_watch_txs_adds_ids_and_reports_final_ones_at_once(kit, orgs, member_token):
     done = kit.put(orgs[0].writer, "n", "done", 1)
     await commit(kit, [done])
