@@ -19,7 +19,7 @@ from django.db.models import Max
 from ledger.events.protocol import COMMITTED, GOVERNANCE_TYPES, WRITE_TYPES
 from ledger.models import Block, Transaction
 
-CHUNK_TXS = 500  # transactions read per replay chunk, at most (one bigger block is read alone)
+CHUNK_TXS = 200  # transactions per replay chunk, at most (a bigger block is read alone); a body is up to 64 KiB
 CHUNK_BLOCKS = 200  # blocks per replay chunk, at most
 BODY_TYPES = WRITE_TYPES | GOVERNANCE_TYPES
 HEADER_FIELDS = ("hash", "prev_hash", "time_ms", "proposer", "round", "tx_count")

@@ -63,8 +63,8 @@ async def other_admin_token(worker_db: None) -> str:
     return await database_sync_to_async(make_token)("other-admin", admin=True)
 
 
-def communicator(*headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, URL, headers=list(headers))
+def communicator(*headers: tuple[bytes, bytes], path: str = URL) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, path, headers=list(headers))
 
 
 def auth(token: str) -> tuple[bytes, bytes]:
@@ -116,3 +116,12 @@ async def closed_with(socket: WebsocketCommunicator, timeout: float = 5.0) -> in
         output = await socket.receive_output(timeout=max(deadline - asyncio.get_running_loop().time(), 0.01))
         if output["type"] == "websocket.close":
             return output.get("code", 1000)
+
+
+@pytest.fixture
+def member_sync_token(transactional_db: None) -> str:
+    """A member's token for sync tests that drive the socket with async_to_sync (hypothesis)."""
+    from django.contrib.auth.models import User
+
+    existing = Token.objects.filter(user__in=User.objects.filter(username="sync-member")).first()
+    return existing.key if existing else make_token("sync-member")
