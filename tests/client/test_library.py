@@ -326,3 +326,19 @@ def test_watch_resumes_across_a_node_restart_without_losing_or_repeating_a_block
         if event.type == "block":
             heights.append(event.height)
     assert heights == list(range(start + 1, last + 1))
+
+
+def test_wait_outlives_a_restart_of_the_node_it_waits_on(net: Net, writer: Client) -> None:
+    """Last in this module too: node 1 is stopped while a wait listens on it, and the tx is sent elsewhere."""
+    other = Client(net.url(1), token=net.tokens[1], key=net.home(1) / "member_key")
+    tx = other.sign("state.put", state_put("restart", "during", 3))
+    outcome: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: outcome.put(writer.wait([tx.tx_id], timeout=120)), daemon=True).start()
+    time.sleep(1.0)  # the wait's socket is open on node 1
+
+    net.members[0].process.stop()
+    assert other.submit(tx).created  # pooled on node 2; no block without node 1's vote
+    net.consortium.start(0)
+
+    status = outcome.get(timeout=150)[tx.tx_id]
+    assert (status.status, status.code) == ("committed", "ok")

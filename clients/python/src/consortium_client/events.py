@@ -20,7 +20,8 @@ from .errors import ConsortiumError, one_line
 from .results import Event
 
 EVENT_TYPES = ("block", "tx", "write", "governance")
-MAX_TXS = 1000  # tx ids in one subscribe or watch_txs message, and watched at once
+MAX_TXS = 1000  # tx ids in one subscribe or watch_txs message
+MAX_WATCHED = 10_000  # tx ids a socket watches at once (a reported one frees its place)
 MAX_MESSAGE = 1 << 20
 RESUMABLE_CLOSES = (1001, 1006, 1011, 1012, 4429)  # shutting down, dropped, server error, restart, slow consumer
 CLOSE_MEANINGS = {
@@ -51,6 +52,7 @@ class EventSocket:
                 "no_token", "the event socket needs an API token: pass --token or set CONSORTIUM_TOKEN"
             )
         self.url = events_url(node_url)
+        self.last_error: dict[str, Any] | None = None  # the node's {"type": "error"} sent before it closes
         try:
             self.conn: ClientConnection = connect(
                 self.url,
@@ -89,7 +91,7 @@ class EventSocket:
         try:
             self.conn.send(json.dumps(message, separators=(",", ":")))
         except ConnectionClosed as exc:
-            raise closed_error(exc) from None
+            raise closed_error(exc, self.last_error) from None
 
     def subscribe(
         self,
@@ -125,13 +127,15 @@ class EventSocket:
         except TimeoutError:
             return None
         except ConnectionClosed as exc:
-            raise closed_error(exc) from None
+            raise closed_error(exc, self.last_error) from None
         try:
             message = json.loads(raw)
         except ValueError:
             raise ConsortiumError("bad_response", "the event socket sent a message that is not JSON") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise ConsortiumError("bad_response", "the event socket sent a message without a type")
+        if message["type"] == "error":
+            self.last_error = message
         return message
 
 
@@ -149,9 +153,14 @@ class SocketClosed(ConsortiumError):
         return self.close_code in RESUMABLE_CLOSES or self.close_code is None
 
 
-def closed_error(exc: ConnectionClosed) -> SocketClosed:
+def closed_error(exc: ConnectionClosed, error: dict[str, Any] | None = None) -> SocketClosed:
+    """The close, with the detail of the error message the node sent before it (daphne drops close reasons)."""
     frame = exc.rcvd
-    return SocketClosed(frame.code if frame else None, one_line(frame.reason) if frame else "")
+    reason = one_line(frame.reason) if frame and frame.reason else ""
+    if error and isinstance(error.get("detail"), str):
+        reason = one_line(error["detail"])[:200]
+    code = frame.code if frame else (error.get("code") if error and isinstance(error.get("code"), int) else None)
+    return SocketClosed(code, reason)
 
 
 def to_event(message: dict[str, Any]) -> Event | None:
@@ -180,6 +189,8 @@ def watch(
     are skipped, so the caller sees each one exactly once.
     """
     watched = list(dict.fromkeys(txs))
+    if len(watched) > MAX_WATCHED:
+        raise ConsortiumError("bad_input", f"one watch follows at most {MAX_WATCHED} tx ids; use wait for more")
     write_list = list(writes)
     resume = from_height
     last_height, seen_at_last = 0, set[tuple[str, int, Any]]()
