@@ -57,7 +57,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     root = tmp_path_factory.mktemp("cli-net")
     (root / "run").mkdir()
     with NodeLauncher(root / "run") as launcher:
-        yield start_net(root, launcher)
+        # Node 2 redirects http:// to https:// as a production node does; only the redirect test reads from it.
+        yield start_net(root, launcher, node2_env={"DJANGO_SECURE_SSL_REDIRECT": "true"})
 
 
 class Cli:
@@ -157,6 +158,8 @@ def test_errors_are_one_line_with_the_code(venv: Path, net: Net, tmp_path: Path)
     cli("status", "not-a-tx-id", expect=2)
     cli("put", "only-a-namespace", expect=2)
     assert "required: KEY, JSON" in cli.last_error
+    cli("status", "0" * 64, "--node", net.url(1), expect=1)
+    assert "redirected: " in cli.last_error and "https://" in cli.last_error
     cli.env["CONSORTIUM_TOKEN"] = "wrong"
     cli("status", "0" * 64, expect=1)
     assert "--token" in cli.last_error
