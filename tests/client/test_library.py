@@ -111,6 +111,16 @@ def test_watch_replays_writes_under_a_prefix_from_a_height_then_goes_live(writer
     )
 
 
+def test_a_watch_of_tx_ids_alone_ends_once_each_is_reported(writer: Client) -> None:
+    first, second = writer.put("watched", "t-1", 1), writer.put("watched", "t-2", 2)
+    committed(writer, first.tx_id)
+
+    events = list(writer.watch(txs=[first.tx_id, second.tx_id]))
+
+    assert sorted(e.data["tx_id"] for e in events) == sorted([first.tx_id, second.tx_id])
+    assert {(e.type, e.data["status"]) for e in events} == {("tx", "committed")}
+
+
 def test_verify_proof_checks_inclusion_and_certificate_from_the_genesis_file(net: Net, writer: Client) -> None:
     sent = writer.put("audited", "A-1", "x")
     height = committed(writer, sent.tx_id)

@@ -197,9 +197,11 @@ def watch(
     reported: set[str] = set()
     failures = 0
     while True:
+        pending_txs = [tx_id for tx_id in watched if tx_id not in reported]
+        if not (blocks or write_list or governance or pending_txs):
+            return  # only tx ids were asked for, and every one has been reported
         try:
             with EventSocket(node_url, token) as socket:
-                pending_txs = [tx_id for tx_id in watched if tx_id not in reported]
                 answer = socket.subscribe(
                     from_height=resume,
                     blocks=blocks,
@@ -207,10 +209,8 @@ def watch(
                     writes=write_list,
                     governance=governance,
                 )
-                for start in range(MAX_TXS, len(pending_txs), MAX_TXS):
-                    socket.watch_txs(
-                        pending_txs[start : start + MAX_TXS]
-                    )  # caller asked for more than one message holds
+                for start in range(MAX_TXS, len(pending_txs), MAX_TXS):  # more than one message holds
+                    socket.watch_txs(pending_txs[start : start + MAX_TXS])
                 if resume is None and isinstance(answer.get("from_height"), int):
                     resume = answer["from_height"]
                 failures = 0
@@ -224,6 +224,8 @@ def watch(
                             continue
                         reported.add(event.data.get("tx_id"))
                         yield event
+                        if not (blocks or write_list or governance) and reported >= set(watched):
+                            return  # a watch of tx ids alone ends when each has been reported
                         continue
                     marker = (event.type, event.height, event.data.get("index"))
                     if event.height < last_height or (event.height == last_height and marker in seen_at_last):
