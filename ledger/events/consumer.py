@@ -89,6 +89,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.feed: BlockFeed | None = None
         self.selection: Selection | None = None
         self.closing = False
+        self.accepted = False
         self._tasks: list[asyncio.Task] = []
         self._received: deque[float] = deque()
         key = token_from_headers(self.scope.get("headers", []))
@@ -98,6 +99,7 @@ class EventConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = user_id
         await self.accept()
+        self.accepted = True
         if _open_by_token[key] >= protocol.MAX_SOCKETS_PER_TOKEN:
             await self._close(protocol.CLOSE_TOO_MANY_SOCKETS, "too many sockets for this token")
             return
@@ -159,6 +161,9 @@ class EventConsumer(AsyncWebsocketConsumer):
         self.known_tip = max(self.known_tip, tip, self.feed.tip)
         final, unknown = await database_sync_to_async(final_statuses)(list(message.txs))
         start = message.from_height if message.from_height is not None else tip + 1
+        if not (message.blocks or message.writes or message.governance):
+            # Tx ids only: those final up to the tip were just found; a replay would read blocks for nothing.
+            start = max(start, tip + 1)
         await self._put(
             {
                 "type": "subscribed",
@@ -267,7 +272,10 @@ class EventConsumer(AsyncWebsocketConsumer):
                 return
 
     async def _close(self, code: int, reason: str) -> None:
-        """Close once: stop producing, forget what was queued, send the close frame behind what is in flight."""
+        """Close once: stop producing, forget what was queued, say why, send the close frame behind what is in flight.
+
+        daphne drops the reason of a close frame, so the reason also goes in an `error` message just before it.
+        """
         if self.closing:
             return
         self.closing = True
@@ -279,4 +287,6 @@ class EventConsumer(AsyncWebsocketConsumer):
         while queue is not None and not queue.empty():
             queue.get_nowait()
         with contextlib.suppress(Exception):
+            if self.accepted:
+                await self.send(text_data=json.dumps({"type": "error", "code": code, "detail": reason}))
             await self.close(code=code, reason=reason)

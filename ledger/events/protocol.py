@@ -4,8 +4,9 @@ Pure: no database, no I/O. The shapes are documented in docs/api.md ("Event sock
 
 A client sends one `subscribe` first, then any number of `watch_txs`. Anything
 else, anything malformed, oversized or over a limit closes the socket with
-CLOSE_BAD_MESSAGE and a one-line reason: a client that breaks the protocol
-learns why and nothing it sent is half-applied.
+CLOSE_BAD_MESSAGE, after an `error` message saying why (daphne sends no
+close reason): a client that breaks the protocol learns why, and nothing it
+sent is half-applied.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ CLOSE_SLOW_CONSUMER = 4429
 
 # Limits of what one socket may ask for.
 MAX_FRAME_CHARS = 131_072  # 1000 tx ids are about 67,000 characters
-MAX_TXS = 1000  # tx ids in one message, and watched at once by one socket
+MAX_TXS = 1000  # tx ids in one message
+MAX_WATCHED = 10_000  # tx ids one socket waits for at once (about 1 MB)
 MAX_WRITES = 32  # namespace / key-prefix filters of one socket
 MAX_MESSAGES_PER_MINUTE = 120
 MAX_HEIGHT = 2**63 - 1  # PostgreSQL's bigint
@@ -46,7 +48,7 @@ class BadMessage(Exception):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
-        self.detail = detail[:120]  # a close frame's reason is at most 123 bytes
+        self.detail = detail.encode("ascii", "replace").decode()[:120]  # what a close reason could hold (123 bytes)
 
 
 @dataclass(frozen=True)
@@ -186,9 +188,9 @@ class Selection:
         return cls(message.blocks, message.writes, message.governance, set(message.txs))
 
     def watch(self, tx_ids: tuple[str, ...]) -> None:
-        """Add tx ids to wait for; BadMessage if that makes more than MAX_TXS outstanding."""
-        if len(self.watched | set(tx_ids)) > MAX_TXS:
-            raise BadMessage(f"at most {MAX_TXS} tx ids watched at once")
+        """Add tx ids to wait for; BadMessage if that makes more than MAX_WATCHED outstanding."""
+        if len(self.watched | set(tx_ids)) > MAX_WATCHED:
+            raise BadMessage(f"at most {MAX_WATCHED} tx ids watched at once")
         self.watched.update(tx_ids)
 
     @property

@@ -43,8 +43,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made = run([sys.executable, "-m", "venv", str(root / "venv")], env=env, cwd=root)
     assert made.returncode == 0, made.stderr
     pip = [str(root / "venv" / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    # No build isolation: the venv's own setuptools builds it, so no download is needed for that.
-    package = run([*pip, "install", "--no-deps", "--no-build-isolation", str(source)], env=env, cwd=root)
+    package = run([*pip, "install", "--no-deps", str(source)], env=env, cwd=root)
     assert package.returncode == 0, package.stderr
     deps = run([*pip, "install", *PINNED], env=env, cwd=root)
     assert deps.returncode == 0, deps.stderr
@@ -58,7 +57,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     root = tmp_path_factory.mktemp("cli-net")
     (root / "run").mkdir()
     with NodeLauncher(root / "run") as launcher:
-        yield start_net(root, launcher)
+        # Node 2 redirects http:// to https:// as a production node does; only the redirect test reads from it.
+        yield start_net(root, launcher, node2_env={"DJANGO_SECURE_SSL_REDIRECT": "true"})
 
 
 class Cli:
@@ -156,6 +156,10 @@ def test_errors_are_one_line_with_the_code(venv: Path, net: Net, tmp_path: Path)
     cli("put", "a", "b", "1", key=tmp_path / "loose_key", expect=1)
     assert "chmod 600" in cli.last_error
     cli("status", "not-a-tx-id", expect=2)
+    cli("put", "only-a-namespace", expect=2)
+    assert "required: KEY, JSON" in cli.last_error
+    cli("status", "0" * 64, "--node", net.url(1), expect=1)
+    assert "redirected: " in cli.last_error and "https://" in cli.last_error
     cli.env["CONSORTIUM_TOKEN"] = "wrong"
     cli("status", "0" * 64, expect=1)
     assert "--token" in cli.last_error

@@ -63,8 +63,8 @@ async def other_admin_token(worker_db: None) -> str:
     return await database_sync_to_async(make_token)("other-admin", admin=True)
 
 
-def communicator(*headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, URL, headers=list(headers))
+def communicator(*headers: tuple[bytes, bytes], path: str = URL) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, path, headers=list(headers))
 
 
 def auth(token: str) -> tuple[bytes, bytes]:

@@ -119,11 +119,21 @@ def test_malformed_frames_are_bad_messages(text):
         parse_message(text)
 
 
+def test_a_reason_is_short_ascii_whatever_the_client_sent():
+    with pytest.raises(BadMessage) as bad:
+        parse_message(json.dumps({"type": "subscribe", "blocks": True, "ключ" * 40: 1}))
+    assert bad.value.detail.isascii() and len(bad.value.detail) <= 120
+
+
 def test_watch_txs_is_bounded_by_what_is_outstanding():
     selection = protocol.Selection.of(Subscribe(txs=tuple(f"{i:064x}" for i in range(600))))
-    selection.watch(tuple(f"{i:064x}" for i in range(300, 1000)))  # 1000 distinct: allowed
+    for start in range(300, protocol.MAX_WATCHED, 1000):  # overlapping and new ids, 1000 a message
+        selection.watch(tuple(f"{i:064x}" for i in range(start, min(start + 1000, protocol.MAX_WATCHED))))
+    assert len(selection.watched) == protocol.MAX_WATCHED
     with pytest.raises(BadMessage):
         selection.watch(("f" * 64,))
+    selection.watched.discard(f"{0:064x}")  # one reported: room for one more
+    selection.watch(("f" * 64,))
 
 
 # ---- through the socket --------------------------------------------------------
@@ -138,6 +148,20 @@ async def _closes_with_bad_message(token: str, frames: list[str | bytes]) -> int
             else:
                 await socket.send_to(text_data=frame)
         return await closed_with(socket)
+    finally:
+        await socket.disconnect()
+
+
+async def test_the_socket_says_why_before_it_closes(member_token):
+    socket = await connected(member_token)
+    try:
+        await socket.send_to(text_data='{"type": "subscribe", "txs": "not a list"}')
+        assert await socket.receive_json_from(timeout=5) == {
+            "type": "error",
+            "code": protocol.CLOSE_BAD_MESSAGE,
+            "detail": "txs is a list of tx ids",
+        }
+        assert await closed_with(socket) == protocol.CLOSE_BAD_MESSAGE
     finally:
         await socket.disconnect()
 

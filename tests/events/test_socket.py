@@ -137,6 +137,25 @@ async def test_one_token_opens_a_bounded_number_of_sockets(worker_db, member_tok
             await socket.disconnect()
 
 
+async def test_event_sockets_and_dashboard_sockets_share_the_processs_feed(kit, orgs, member_token):
+    cookie = await database_sync_to_async(_session_cookie)()
+    dashboard = communicator((b"cookie", cookie), (b"origin", b"http://127.0.0.1:8000"), path="/ws/dashboard/")
+    assert (await dashboard.connect())[0]
+    await dashboard.send_json_to({"subscribe": ["block.committed"]})
+    assert (await dashboard.receive_json_from(timeout=5))["type"] == "subscribed"
+    events, _ = await subscribe(member_token, blocks=True)
+    try:
+        await commit(kit, [kit.put(orgs[0].writer, "n", "k", 1)])
+        assert (await dashboard.receive_json_from(timeout=5))["type"] == "block.committed"
+        assert (await events.receive_json_from(timeout=5))["type"] == "block"
+        await events.disconnect()  # the event socket leaving does not stop the dashboard's feed
+        await commit(kit, [kit.put(orgs[0].writer, "n", "k", 2)])
+        assert (await dashboard.receive_json_from(timeout=5))["height"] == 2
+    finally:
+        await dashboard.disconnect()
+        await events.disconnect()
+
+
 # ---- what each subscription delivers -----------------------------------------
 
 
@@ -176,6 +195,38 @@ async def test_tx_status_committed_rejected_and_already_final_each_reported_once
         )
         await commit(kit, [kit.put(orgs[0].writer, "n", "more", 4)])
         assert await socket.receive_nothing(timeout=0.5)  # nothing else was asked for
+    finally:
+        await socket.disconnect()
+
+
+async def test_a_tx_only_subscription_reads_no_old_block(kit, orgs, member_token, monkeypatch):
+    from ledger.events import consumer, feed
+
+    done = kit.put(orgs[0].writer, "n", "done", 1)
+    await commit(kit, [done])
+    for n in range(10):  # more than the live window: a replay would read them from the database
+        await commit(kit, [kit.put(orgs[0].writer, "n", f"k{n}", n)])
+    read: list[int] = []
+
+    def spy(real):
+        def load(low, high, **kwargs):
+            read.extend(range(low, high + 1))
+            return real(low, high, **kwargs)
+
+        return load
+
+    monkeypatch.setattr(consumer, "load_records", spy(consumer.load_records))
+    monkeypatch.setattr(feed, "load_records", spy(feed.load_records))
+    pending = kit.put(orgs[0].writer, "n", "pending", 2)
+    socket, ack = await subscribe(member_token, txs=[done.tx_id, pending.tx_id], from_height=1)
+    try:
+        tip = ack["tip"]
+        assert ack["from_height"] == tip + 1
+        assert (await socket.receive_json_from(timeout=5))["tx_id"] == done.tx_id  # at once, from its row
+        assert await socket.receive_json_from(timeout=5) == {"type": "synced", "height": tip}
+        height = await commit(kit, [pending])
+        assert (await socket.receive_json_from(timeout=5))["tx_id"] == pending.tx_id
+        assert read == [height]  # only the new block was read
     finally:
         await socket.disconnect()
 

@@ -30,7 +30,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
@@ -323,6 +323,13 @@ def connect(args: argparse.Namespace, *, need_key: bool = False, need_token: boo
 # --- arguments ---
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, like every other failure (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"consortium: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def common_options(suppress: bool) -> argparse.ArgumentParser:
     """--node, --token, --key, --chain-id and --json, accepted before or after the command."""
     default = argparse.SUPPRESS if suppress else None
@@ -340,7 +347,7 @@ def common_options(suppress: bool) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="consortium", description="A Consortium member's client.", parents=[common_options(False)]
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

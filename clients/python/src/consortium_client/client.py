@@ -28,6 +28,7 @@ from .transport import Transport, path_part
 
 BATCH_LIMIT = 1000  # PROTOCOL.md section 6: at most 1000 envelopes per batch request
 POLL_INTERVAL = 0.5
+BLOCK_SUMMARY_FIELDS = frozenset({"height", "hash", "prev_hash", "time_ms", "proposer", "tx_count"})
 
 OnFinal = Callable[[TxStatus], None]
 
@@ -187,9 +188,9 @@ class Client:
     def blocks(self, *, limit: int | None = None) -> Iterator[BlockSummary]:
         """Committed blocks, newest first."""
         for item in self._pages("/blocks", limit):
-            yield BlockSummary(
-                item["height"], item["hash"], item["prev_hash"], item["time_ms"], item["proposer"], item["tx_count"]
-            )
+            if not isinstance(item, dict) or not set(item) >= BLOCK_SUMMARY_FIELDS:
+                raise ConsortiumError("bad_response", f"node {self.url} listed a block without its fields")
+            yield BlockSummary(**{name: item[name] for name in BLOCK_SUMMARY_FIELDS})
 
     def block(self, height: int) -> Block:
         data = self.transport.get(f"/blocks/{int(height)}")
@@ -294,14 +295,43 @@ class Client:
     def _wait_on_socket(
         self, wanted: list[str], statuses: dict[str, TxStatus], deadline: float, on_final: OnFinal | None
     ) -> None:
+        """Wait on one socket; when the node closes it (a restart, a slow read) open another for the rest."""
+        failures = 0
+        while True:
+            try:
+                self._wait_on_one_socket([t for t in wanted if not statuses[t].final], statuses, deadline, on_final)
+                return
+            except events.SocketClosed as exc:
+                if not exc.resumable:
+                    raise
+            except events.SocketMissing:
+                raise
+            except ConsortiumError as exc:
+                if exc.code != "unreachable":
+                    raise
+            failures += 1
+            pause = min(0.25 * 2**failures, 5.0)
+            if time.monotonic() + pause >= deadline:
+                return
+            time.sleep(pause)
+
+    def _wait_on_one_socket(
+        self, wanted: list[str], statuses: dict[str, TxStatus], deadline: float, on_final: OnFinal | None
+    ) -> None:
+        if not wanted:
+            return
         queue, open_count = list(wanted), 0
         with events.EventSocket(self.url, self.token) as socket:
             first, queue = queue[: events.MAX_TXS], queue[events.MAX_TXS :]
             socket.subscribe(txs=first)
             open_count = len(first)
+            while queue and open_count + events.MAX_TXS <= events.MAX_WATCHED:  # up to 10,000 at once
+                more, queue = queue[: events.MAX_TXS], queue[events.MAX_TXS :]
+                socket.watch_txs(more)
+                open_count += len(more)
             last_sent = time.monotonic()
             while open_count or queue:
-                free = events.MAX_TXS - open_count
+                free = min(events.MAX_WATCHED - open_count, events.MAX_TXS)
                 # Top up the watched set in large steps: the node allows 120 messages a minute.
                 if queue and (free >= min(100, len(queue))) and time.monotonic() - last_sent >= 0.5:
                     more, queue = queue[:free], queue[free:]

@@ -20,7 +20,8 @@ from .errors import ConsortiumError, one_line
 from .results import Event
 
 EVENT_TYPES = ("block", "tx", "write", "governance")
-MAX_TXS = 1000  # tx ids in one subscribe or watch_txs message, and watched at once
+MAX_TXS = 1000  # tx ids in one subscribe or watch_txs message
+MAX_WATCHED = 10_000  # tx ids a socket watches at once (a reported one frees its place)
 MAX_MESSAGE = 1 << 20
 RESUMABLE_CLOSES = (1001, 1006, 1011, 1012, 4429)  # shutting down, dropped, server error, restart, slow consumer
 CLOSE_MEANINGS = {
@@ -51,6 +52,7 @@ class EventSocket:
                 "no_token", "the event socket needs an API token: pass --token or set CONSORTIUM_TOKEN"
             )
         self.url = events_url(node_url)
+        self.last_error: dict[str, Any] | None = None  # the node's {"type": "error"} sent before it closes
         try:
             self.conn: ClientConnection = connect(
                 self.url,
@@ -89,7 +91,7 @@ class EventSocket:
         try:
             self.conn.send(json.dumps(message, separators=(",", ":")))
         except ConnectionClosed as exc:
-            raise closed_error(exc) from None
+            raise closed_error(exc, self.last_error) from None
 
     def subscribe(
         self,
@@ -125,13 +127,15 @@ class EventSocket:
         except TimeoutError:
             return None
         except ConnectionClosed as exc:
-            raise closed_error(exc) from None
+            raise closed_error(exc, self.last_error) from None
         try:
             message = json.loads(raw)
         except ValueError:
             raise ConsortiumError("bad_response", "the event socket sent a message that is not JSON") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise ConsortiumError("bad_response", "the event socket sent a message without a type")
+        if message["type"] == "error":
+            self.last_error = message
         return message
 
 
@@ -149,9 +153,14 @@ class SocketClosed(ConsortiumError):
         return self.close_code in RESUMABLE_CLOSES or self.close_code is None
 
 
-def closed_error(exc: ConnectionClosed) -> SocketClosed:
+def closed_error(exc: ConnectionClosed, error: dict[str, Any] | None = None) -> SocketClosed:
+    """The close, with the detail of the error message the node sent before it (daphne drops close reasons)."""
     frame = exc.rcvd
-    return SocketClosed(frame.code if frame else None, one_line(frame.reason) if frame else "")
+    reason = one_line(frame.reason) if frame and frame.reason else ""
+    if error and isinstance(error.get("detail"), str):
+        reason = one_line(error["detail"])[:200]
+    code = frame.code if frame else (error.get("code") if error and isinstance(error.get("code"), int) else None)
+    return SocketClosed(code, reason)
 
 
 def to_event(message: dict[str, Any]) -> Event | None:
@@ -180,15 +189,19 @@ def watch(
     are skipped, so the caller sees each one exactly once.
     """
     watched = list(dict.fromkeys(txs))
+    if len(watched) > MAX_WATCHED:
+        raise ConsortiumError("bad_input", f"one watch follows at most {MAX_WATCHED} tx ids; use wait for more")
     write_list = list(writes)
     resume = from_height
     last_height, seen_at_last = 0, set[tuple[str, int, Any]]()
     reported: set[str] = set()
     failures = 0
     while True:
+        pending_txs = [tx_id for tx_id in watched if tx_id not in reported]
+        if not (blocks or write_list or governance or pending_txs):
+            return  # only tx ids were asked for, and every one has been reported
         try:
             with EventSocket(node_url, token) as socket:
-                pending_txs = [tx_id for tx_id in watched if tx_id not in reported]
                 answer = socket.subscribe(
                     from_height=resume,
                     blocks=blocks,
@@ -196,10 +209,8 @@ def watch(
                     writes=write_list,
                     governance=governance,
                 )
-                for start in range(MAX_TXS, len(pending_txs), MAX_TXS):
-                    socket.watch_txs(
-                        pending_txs[start : start + MAX_TXS]
-                    )  # caller asked for more than one message holds
+                for start in range(MAX_TXS, len(pending_txs), MAX_TXS):  # more than one message holds
+                    socket.watch_txs(pending_txs[start : start + MAX_TXS])
                 if resume is None and isinstance(answer.get("from_height"), int):
                     resume = answer["from_height"]
                 failures = 0
@@ -213,6 +224,8 @@ def watch(
                             continue
                         reported.add(event.data.get("tx_id"))
                         yield event
+                        if not (blocks or write_list or governance) and reported >= set(watched):
+                            return  # a watch of tx ids alone ends when each has been reported
                         continue
                     marker = (event.type, event.height, event.data.get("index"))
                     if event.height < last_height or (event.height == last_height and marker in seen_at_last):

@@ -104,6 +104,12 @@ class CheckedBlock:
 def check_block(block: Block, *, chain_id: str, height: int, validators: list[str]) -> CheckedBlock:
     """Header shape and hash, tx_root, results_hash and a one-round certificate of `validators`."""
     header = block.header
+    if not isinstance(block.tx_ids, list) or not all(is_hex64(tx_id) for tx_id in block.tx_ids):
+        raise not_verified(f"block {height}: the transaction ids are not a list of tx ids")
+    if not isinstance(block.results, list) or not all(_is_result(r) for r in block.results):
+        raise not_verified(f"block {height}: the results are not a list of [tx_id, status, code]")
+    if not isinstance(block.hash, str):
+        raise not_verified(f"block {height}: the block hash is not a string")
     try:
         check_header_shape(header)
     except ProtocolError as exc:
@@ -115,9 +121,9 @@ def check_block(block: Block, *, chain_id: str, height: int, validators: list[st
         raise not_verified(f"block {height}: the header does not hash to the block hash the node gave")
     if header["validators_hash"] != validators_hash(validators):
         raise not_verified(f"block {height}: validators_hash is not the hash of the validator set derived from genesis")
-    if not all(is_hex64(tx_id) for tx_id in block.tx_ids) or header["tx_root"] != merkle_root_hex(block.tx_ids):
+    if header["tx_root"] != merkle_root_hex(block.tx_ids):
         raise not_verified(f"block {height}: the transaction ids do not hash to the header's tx_root")
-    if [r[0] if isinstance(r, list) and r else None for r in block.results] != block.tx_ids:
+    if [result[0] for result in block.results] != block.tx_ids:
         raise not_verified(f"block {height}: the results do not list the block's transactions in order")
     if header["results_hash"] != results_hash(block.results):
         raise not_verified(f"block {height}: the results do not hash to the header's results_hash")
@@ -129,6 +135,10 @@ def check_block(block: Block, *, chain_id: str, height: int, validators: list[st
     if len(rounds) != 1:  # PROTOCOL.md section 4: one certificate, one round
         raise not_verified(f"block {height}: the commit certificate mixes rounds {sorted(rounds)}")
     return CheckedBlock(block, digest, rounds.pop())
+
+
+def _is_result(result: Any) -> bool:
+    return isinstance(result, list) and len(result) == 3 and all(isinstance(part, str) for part in result)
 
 
 # --- the validator sets -----------------------------------------------------------------------

@@ -84,7 +84,12 @@ class Transport:
         while True:
             try:
                 response = self.pool.request(
-                    method, self.url + API_PREFIX + path, body=body, fields=fields, headers=self._headers(body)
+                    method,
+                    self.url + API_PREFIX + path,
+                    body=body,
+                    fields=fields,
+                    headers=self._headers(body),
+                    redirect=False,  # a redirect is reported, never followed with the token
                 )
             except urllib3.exceptions.HTTPError as exc:
                 if attempt >= self.retries:
@@ -98,6 +103,14 @@ class Transport:
                 continue
             if response.status >= 400:
                 raise self._api_error(response)
+            if response.status >= 300:  # e.g. a production node's redirect of http:// to https://
+                where = response.headers.get("Location") or "elsewhere"
+                raise ConsortiumError(
+                    "redirected",
+                    f"node {self.url} answered HTTP {response.status}, redirecting to {where}: "
+                    "pass the node's URL as it serves the API (https:// behind TLS)",
+                    status=response.status,
+                )
             return response.status, self._json(response)
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
