@@ -16,6 +16,8 @@ from websockets.exceptions import ConnectionClosed
 from ledger.protocol.keys import SigningKey
 from peers import frames
 from peers.handshake import Handshake
+from peers.sealed import MAX_FRAME_BYTES
+from peers.session import PeerSession
 from tests.processes import NodeLauncher, NodeProcess, free_port, manage, node_env
 
 pytestmark = pytest.mark.slow
@@ -63,8 +65,8 @@ async def stranger_knocks(url: str) -> int | None:
     stranger = Handshake(SigningKey.generate(), "peernet", bool)
     async with connect(url) as socket:
         hello = json.loads(await socket.recv())
-        assert hello["type"] == "peer-hello" and hello["chain_id"] == "peernet"
-        await socket.send(json.dumps(stranger.hello()))
+        assert hello["type"] == "peer-hello" and hello["chain_id"] == "peernet" and hello["version"] == 2
+        await socket.send(stranger.hello_text())
         with pytest.raises(ConnectionClosed):
             while True:
                 await asyncio.wait_for(socket.recv(), 5)
@@ -93,21 +95,17 @@ def test_two_nodes_link_up_and_refuse_a_stranger(launcher: NodeLauncher, tmp_pat
 
 
 async def authenticated_big_message(url: str, key: SigningKey, size: int) -> dict[str, object]:
-    """Authenticate as `key`, send one `size`-byte message, and return the answer to a ping after it."""
-    ours = Handshake(key, "peernet", bool)
-    async with connect(url, max_size=None) as socket:
-        [answer] = ours.receive(json.loads(await socket.recv()))
-        await socket.send(json.dumps(ours.hello()))
-        ours.receive(json.loads(await socket.recv()))
-        await socket.send(json.dumps(answer))
-        await socket.send(json.dumps({"type": "bulk", "pad": "x" * size}))
-        await socket.send('{"seq":7,"type":"peer-ping"}')
-        while (message := json.loads(await asyncio.wait_for(socket.recv(), 5)))["type"] != "peer-pong":
+    """Authenticate as `key`, send one `size`-byte message (sealed chunks), and return the answer to a ping."""
+    async with connect(url, max_size=MAX_FRAME_BYTES) as socket:
+        session = await PeerSession.open(socket, Handshake(key, "peernet", bool))
+        await session.send({"type": "bulk", "pad": "x" * size})
+        await session.send({"seq": 7, "type": "peer-ping"})
+        while (message := await asyncio.wait_for(session.recv(), 5))["type"] != "peer-pong":
             pass
         return message
 
 
-def test_a_real_node_takes_messages_beyond_daphnes_1_mib_default(launcher: NodeLauncher, tmp_path: Path) -> None:
+def test_a_real_node_takes_a_multi_mib_message_in_64_kib_sealed_chunks(launcher: NodeLauncher, tmp_path: Path) -> None:
     (home, port), (other_home, _) = two_org_chain(tmp_path)
     node = launcher.start(home, env=launcher.prepare(home), port=port, bind=False)
     # The test plays the second organisation's node with that node's own key.
