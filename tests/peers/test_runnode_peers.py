@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import time
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from ledger.protocol.keys import SigningKey
@@ -116,3 +117,50 @@ def test_a_real_node_takes_a_multi_mib_message_in_64_kib_sealed_chunks(launcher:
     assert pong == {"seq": 7, "type": "peer-pong"}
     code = node.stop()
     assert code == 0, f"exit {code}; stderr tail:\n{node.stderr()[-3000:]}"
+
+
+async def relay_and_inject(url_a: str, url_b: str) -> list[int | None]:
+    """A keyless outsider dials each node as the other, pipes every frame both ways, then sends its own."""
+    async with connect(url_a, max_size=None) as to_a, connect(url_b, max_size=None) as to_b:
+
+        async def pump(source: ClientConnection, sink: ClientConnection) -> None:
+            with contextlib.suppress(ConnectionClosed):
+                async for frame in source:
+                    await sink.send(frame)
+
+        pumps = [asyncio.create_task(pump(to_a, to_b)), asyncio.create_task(pump(to_b, to_a))]
+        await asyncio.sleep(1.5)  # the handshakes run through the relay in real time
+        for socket in (to_a, to_b):
+            with contextlib.suppress(ConnectionClosed):
+                await socket.send('{"count":20,"from":1,"type":"get_blocks"}')
+                await socket.send(b'{"count":20,"from":1,"type":"get_blocks"}')
+        for socket in (to_a, to_b):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(socket.wait_closed(), 5)
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        return [to_a.close_code, to_b.close_code]
+
+
+def test_a_relay_between_two_real_nodes_gets_nothing_and_displaces_no_link(
+    launcher: NodeLauncher, tmp_path: Path
+) -> None:
+    homes = two_org_chain(tmp_path)
+    nodes = [launcher.start(home, env=launcher.prepare(home), port=port, bind=False) for home, port in homes]
+    keys = [node_key(home) for home, _ in homes]
+    for node, other in zip(nodes, reversed(keys), strict=True):
+        wait_for_log(node, f"peer link up {other[:12]}")
+
+    codes = asyncio.run(relay_and_inject(nodes[0].ws_url + "/ws/peer/", nodes[1].ws_url + "/ws/peer/"))
+
+    # Each node finished a handshake with the other through the relay (the relay is only a pipe),
+    # kept its live direct link, and refused the relayed one; nothing the relay wrote was accepted.
+    assert set(codes) <= {frames.DUPLICATE, frames.SEAL_FAILED, frames.UNSUPPORTED}, codes
+    time.sleep(0.3)
+    for node in nodes:
+        assert node.alive()
+        log = node.stderr()
+        assert "peer link down" not in log and "replaces a duplicate" not in log, log[-3000:]
+    assert [node.stop() for node in nodes] == [0, 0]
+    assert "Traceback" not in "".join(node.stderr() for node in nodes)
