@@ -32,7 +32,10 @@ class ConsumerTransport:
         await self.consumer.send(bytes_data=data)
 
     async def close(self, code: int, reason: str) -> None:
-        await self.consumer.close(code=code, reason=reason)
+        # daphne sends only 1000 or 3000-4999 (any other raises inside it and the socket
+        # stays open); every code in peers.frames is in range, this guards against a new one.
+        # daphne drops the reason: the code is what the peer sees.
+        await self.consumer.close(code=code if code == 1000 or 3000 <= code <= 4999 else 1000, reason=reason)
 
 
 class PeerConsumer(AsyncWebsocketConsumer):

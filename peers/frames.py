@@ -19,10 +19,14 @@ from ledger.protocol.errors import ProtocolError
 TRANSPORT_PREFIX = "peer-"
 PING, PONG = "peer-ping", "peer-pong"
 
-# Close codes (RFC 6455 leaves 4000-4999 to applications).
-GOING_AWAY = 1001  # this node stops
-UNSUPPORTED = 1003  # a binary frame before the hello, or a text frame after it
-TOO_BIG = 1009  # a frame over 4 KiB before authentication, over 64 KiB after, or a message over the maximum
+# Close codes. Every code the node sends is in 4000-4999 (RFC 6455 leaves them to
+# applications): daphne (autobahn) refuses to send any other but 1000, so a link
+# closed with, say, 1009 would stay open on a real node. 1006 is only ever recorded
+# locally (the socket went away), never sent.
+GOING_AWAY = 4015  # this node stops
+UNSUPPORTED = 4014  # a binary frame before the hello, or a text frame after it
+TOO_BIG = 4013  # a frame over 4 KiB before authentication, over 64 KiB after, or a message over the maximum
+INTERNAL_ERROR = 4016  # a bug in this node while handling a frame
 HANDSHAKE_FAILED = 4001
 HANDSHAKE_TIMEOUT = 4002
 NOT_ALLOWED = 4003  # key unknown, or its organisation suspended or removed
@@ -35,6 +39,11 @@ SILENT = 4009  # nothing received for idle_timeout
 NOT_WANTED = 4010  # the hub no longer keeps a link to this peer (target removed, hub not running)
 SEAL_FAILED = 4011  # a sealed frame did not open: tampered, replayed, dropped or reordered
 TOO_MANY_UNAUTHENTICATED = 4012  # this client address already has its share of sockets in the handshake
+
+
+def sendable_close_codes() -> dict[str, int]:
+    """Every close code constant of this module, by name."""
+    return {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}
 
 
 class FrameError(Exception):

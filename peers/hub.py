@@ -107,7 +107,7 @@ class PeerHub:
         logger.info("peer hub started for %s… with %d targets", self.public_key[:12], len(self._targets))
 
     async def stop(self) -> None:
-        """Stop dialling and close every link (code 1001); returns when all are closed."""
+        """Stop dialling and close every link (code 4015, going away); returns when all are closed."""
         if not self.running:
             return
         self.running = False

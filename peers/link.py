@@ -193,7 +193,7 @@ class Link:
             await self.close(REFUSAL_CODES.get(exc.code, frames.HANDSHAKE_FAILED), exc.code)
         except Exception:
             logger.exception("peer link %r failed on a frame", self)
-            await self.close(1011, "internal_error")
+            await self.close(frames.INTERNAL_ERROR, "internal_error")
 
     async def close(self, code: int, reason: str, *, transport_gone: bool = False) -> None:
         """Close once: stop the tasks, leave the hub, close the socket."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from peers.frames import sendable_close_codes
 from peers.limits import MAX_MESSAGE_BYTES, MIB, PeerLimits, TokenBucket, backoff_delay
 
 
@@ -51,3 +52,11 @@ def test_backoff_grows_to_the_cap_with_full_jitter() -> None:
     assert all(0 <= delay <= 10.0 for delay in delays)
     assert max(backoff_delay(0, 0.2, 10.0) for _ in range(100)) <= 0.2
     assert max(delays) > 5  # capped, not stuck at the base
+
+
+def test_every_close_code_is_one_daphne_can_send() -> None:
+    # autobahn refuses to send anything but 1000 and 3000-4999: a 1009 from the node left the socket open.
+    codes = sendable_close_codes()
+    assert {"TOO_BIG", "UNSUPPORTED", "GOING_AWAY", "SEAL_FAILED", "VERSION_REFUSED"} <= set(codes)
+    assert all(4000 <= code <= 4999 for code in codes.values()), codes
+    assert len(set(codes.values())) == len(codes)

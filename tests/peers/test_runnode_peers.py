@@ -106,6 +106,16 @@ async def authenticated_big_message(url: str, key: SigningKey, size: int) -> dic
         return message
 
 
+async def one_frame(url: str, frame: bytes) -> tuple[int | None, str | None]:
+    async with connect(url, max_size=None) as socket:
+        await socket.recv()  # the node's hello
+        with contextlib.suppress(ConnectionClosed):
+            await socket.send(frame)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(socket.wait_closed(), 5)
+        return socket.close_code, socket.close_reason
+
+
 def test_a_real_node_takes_a_multi_mib_message_in_64_kib_sealed_chunks(launcher: NodeLauncher, tmp_path: Path) -> None:
     (home, port), (other_home, _) = two_org_chain(tmp_path)
     node = launcher.start(home, env=launcher.prepare(home), port=port, bind=False)
@@ -115,6 +125,12 @@ def test_a_real_node_takes_a_multi_mib_message_in_64_kib_sealed_chunks(launcher:
     pong = asyncio.run(authenticated_big_message(node.ws_url + "/ws/peer/", other_key, 2 * 1024 * 1024))
 
     assert pong == {"seq": 7, "type": "peer-pong"}
+    # A 64 KiB frame reaches the link, which refuses it before authentication (TOO_BIG);
+    # one byte more and daphne itself drops the connection before the application sees the frame.
+    url = node.ws_url + "/ws/peer/"
+    assert asyncio.run(one_frame(url, bytes(MAX_FRAME_BYTES)))[0] == frames.TOO_BIG, node.stderr()[-3000:]
+    assert asyncio.run(one_frame(url, bytes(MAX_FRAME_BYTES + 1)))[0] == 1006
+    assert node.alive()
     code = node.stop()
     assert code == 0, f"exit {code}; stderr tail:\n{node.stderr()[-3000:]}"
 
