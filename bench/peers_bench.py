@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bench.common import Result, benchmark, measure, rate_rows
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from peers.handshake import Handshake
 from peers.sealed import MAX_MESSAGE_BYTES, Opener, Sealer
 

@@ -29,10 +29,10 @@ from typing import Any
 
 from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
 
-from ledger.protocol.canonical import canonical, loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.hashing import is_hex64, is_hex128
-from ledger.protocol.keys import SigningKey, verify
+from consortium_protocol.canonical import canonical, loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.hashing import is_hex64, is_hex128
+from consortium_protocol.keys import SigningKey, verify
 from peers.sealed import MAX_MESSAGE_BYTES, Opener, Sealer, SealError
 
 VERSION = 2

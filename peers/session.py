@@ -14,7 +14,7 @@ from typing import Any
 
 from websockets.asyncio.connection import Connection
 
-from ledger.protocol.canonical import canonical, loads_strict
+from consortium_protocol.canonical import canonical, loads_strict
 from peers.handshake import Handshake
 from peers.sealed import MAX_MESSAGE_BYTES, Opener, Sealer
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from peers.handshake import Handshake, auth_payload
 
 VECTORS_PATH = Path(__file__).with_name("handshake_v2_vectors.json")

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consortium.asgi import application
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from peers import frames
 from peers.handshake import Handshake, auth_payload
 from peers.hub import PeerHub, set_hub

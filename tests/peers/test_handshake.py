@@ -15,7 +15,7 @@ from nacl.bindings import (
 )
 from nacl.signing import VerifyKey
 
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from peers.handshake import Handshake, HandshakeRefused
 from peers.sealed import (
     CHUNK_DATA_BYTES,

@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from peers import frames
 from peers.handshake import Handshake
 from peers.sealed import MAX_FRAME_BYTES
