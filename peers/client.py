@@ -13,7 +13,8 @@ from websockets.exceptions import ConnectionClosed
 
 from peers import frames
 from peers.limits import backoff_delay
-from peers.link import OUTBOUND, Link, format_address
+from peers.link import OUTBOUND, Link, format_address, format_host
+from peers.sealed import MAX_FRAME_BYTES
 
 if TYPE_CHECKING:
     from peers.hub import PeerHub
@@ -21,9 +22,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 2.0
-# Messages websockets may buffer ahead of us; with 16 MiB messages the default
-# 16 would let one peer pin 256 MiB.
-MAX_QUEUE = 4
+# Frames websockets may buffer ahead of us (each at most MAX_FRAME_BYTES, a sealed chunk).
+MAX_QUEUE = 16
 
 
 class WebsocketsTransport:
@@ -33,9 +33,13 @@ class WebsocketsTransport:
         self.connection = connection
         self.local_address = format_address(connection.local_address)
         self.remote_address = format_address(connection.remote_address)
+        self.remote_host = format_host(connection.remote_address)
 
     async def send_text(self, text: str) -> None:
         await self.connection.send(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.connection.send(data)
 
     async def close(self, code: int, reason: str) -> None:
         await self.connection.close(code, reason)
@@ -89,7 +93,7 @@ async def _dial_once(hub: PeerHub, node_key: str, url: str, *, log_failure: bool
             url,
             open_timeout=limits.connect_timeout,
             close_timeout=CLOSE_TIMEOUT,
-            max_size=limits.max_message_bytes,
+            max_size=MAX_FRAME_BYTES,  # a frame is a sealed chunk; messages are reassembled by the link
             max_queue=MAX_QUEUE,
             compression=None,  # CPU and memory per message matter more than bandwidth between nodes
         ) as connection:

@@ -3,8 +3,9 @@
 The consumer is only a transport: it accepts the socket, hands every frame
 to a `Link` (which authenticates before anything else and enforces the
 limits) and tells the link when the socket is gone. Frame sizes are capped
-twice: by daphne (`websocket_max_message_size`, set by runnode) before a
-frame is buffered, and by the link's own length check here.
+twice: by daphne (64 KiB for every socket on the port, set by serve_asgi)
+before a frame is buffered, and by the link's own length check (4 KiB before
+authentication).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from peers.hub import get_hub
-from peers.link import INBOUND, Link, format_address
+from peers.link import INBOUND, Link, format_address, format_host
 
 
 class ConsumerTransport:
@@ -22,12 +23,19 @@ class ConsumerTransport:
         self.consumer = consumer
         self.local_address = format_address(consumer.scope.get("server"))
         self.remote_address = format_address(consumer.scope.get("client"))
+        self.remote_host = format_host(consumer.scope.get("client"))
 
     async def send_text(self, text: str) -> None:
         await self.consumer.send(text_data=text)
 
+    async def send_bytes(self, data: bytes) -> None:
+        await self.consumer.send(bytes_data=data)
+
     async def close(self, code: int, reason: str) -> None:
-        await self.consumer.close(code=code, reason=reason)
+        # daphne sends only 1000 or 3000-4999 (any other raises inside it and the socket
+        # stays open); every code in peers.frames is in range, this guards against a new one.
+        # daphne drops the reason: the code is what the peer sees.
+        await self.consumer.close(code=code if code == 1000 or 3000 <= code <= 4999 else 1000, reason=reason)
 
 
 class PeerConsumer(AsyncWebsocketConsumer):

@@ -1,9 +1,11 @@
-"""The frame format of a peer link, and the close codes it ends with.
+"""The messages of a peer link, and the close codes it ends with.
 
-Every frame is one WebSocket *text* frame holding one JSON object with a
-string `type`. Types starting with `peer-` belong to the transport (handshake,
-ping, pong); every other type is an application message, delivered to the
-hub's `on_message` untouched. Parsing uses `loads_strict`, so floats, NaN,
+The only text frame is the `peer-hello`; every later frame is a sealed binary
+frame (peers.sealed) and a message is the UTF-8 JSON text reassembled from
+one or more of them. A message is one JSON object with a string `type`.
+Types starting with `peer-` belong to the transport (handshake, ping, pong);
+every other type is an application message, delivered to the hub's
+`on_message` untouched. Parsing uses `loads_strict`, so floats, NaN,
 duplicate keys and out-of-range integers are malformed like any non-JSON.
 """
 
@@ -17,19 +19,31 @@ from consortium_protocol.errors import ProtocolError
 TRANSPORT_PREFIX = "peer-"
 PING, PONG = "peer-ping", "peer-pong"
 
-# Close codes (RFC 6455 leaves 4000-4999 to applications).
-GOING_AWAY = 1001  # this node stops
-UNSUPPORTED = 1003  # a binary frame
-TOO_BIG = 1009
+# Close codes. Every code the node sends is in 4000-4999 (RFC 6455 leaves them to
+# applications): daphne (autobahn) refuses to send any other but 1000, so a link
+# closed with, say, 1009 would stay open on a real node. 1006 is only ever recorded
+# locally (the socket went away), never sent.
+GOING_AWAY = 4015  # this node stops
+UNSUPPORTED = 4014  # a binary frame before the hello, or a text frame after it
+TOO_BIG = 4013  # a frame over 4 KiB before authentication, over 64 KiB after, or a message over the maximum
+INTERNAL_ERROR = 4016  # a bug in this node while handling a frame
 HANDSHAKE_FAILED = 4001
 HANDSHAKE_TIMEOUT = 4002
 NOT_ALLOWED = 4003  # key unknown, or its organisation suspended or removed
 MALFORMED = 4004
+VERSION_REFUSED = 4005  # a peer-hello of another handshake version (e.g. version 1)
 RATE_LIMITED = 4006
 QUEUE_OVERFLOW = 4007
 DUPLICATE = 4008
 SILENT = 4009  # nothing received for idle_timeout
 NOT_WANTED = 4010  # the hub no longer keeps a link to this peer (target removed, hub not running)
+SEAL_FAILED = 4011  # a sealed frame did not open: tampered, replayed, dropped or reordered
+TOO_MANY_UNAUTHENTICATED = 4012  # this client address already has its share of sockets in the handshake
+
+
+def sendable_close_codes() -> dict[str, int]:
+    """Every close code constant of this module, by name."""
+    return {name: value for name, value in globals().items() if name.isupper() and isinstance(value, int)}
 
 
 class FrameError(Exception):
@@ -41,8 +55,8 @@ class FrameError(Exception):
         self.reason = reason
 
 
-def decode(text: str) -> dict[str, Any]:
-    """Parse one text frame into a message, or raise FrameError."""
+def decode(text: str | bytes) -> dict[str, Any]:
+    """Parse one message (JSON text, or its UTF-8 bytes) into a dict, or raise FrameError."""
     try:
         message = loads_strict(text)
     except ProtocolError as exc:
@@ -66,5 +80,5 @@ def encode_application(message: dict[str, Any]) -> str:
         raise ValueError(f"a peer message must be canonical JSON: {exc.detail}") from None
 
 
-def encode_transport(message: dict[str, Any]) -> str:
-    return canonical(message).decode("utf-8")
+def encode_transport(message: dict[str, Any]) -> bytes:
+    return canonical(message)

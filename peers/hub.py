@@ -8,10 +8,16 @@ asyncio loop; a thread (the engine core) uses the `*_threadsafe` variants.
 
 Mesh rule: of two peers, only the one with the lexicographically lower
 node_key dials. Inbound links are accepted from any allowed key whatever its
-order (a peer may run an older rule, or be unreachable the other way), and
-if two links to one peer appear, both ends keep the same one: the link dialled
-by the lower key, or, between two dialled by the same side, the newer one
-(the older is then most likely half-open).
+order (a peer may run an older rule, or be unreachable the other way).
+
+Duplicate-link rule: a link competes for its peer's place only once it has
+completed its own version 2 handshake (until then it is not registered at
+all, so no unauthenticated socket can displace anything). Of two
+authenticated links to one peer, both ends keep the same one: the link
+dialled by the lower key; between two dialled by the same side, the
+established one, unless it has heard nothing for two ping intervals (then it is
+most likely half-open and the newcomer, which has just proved itself,
+replaces it). See `_preferred` and docs/peers.md.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from typing import Any
 from consortium_protocol.keys import SigningKey
 from peers import frames
 from peers.limits import PeerLimits
-from peers.link import OUTBOUND, Link, LinkInfo, utf8_length
+from peers.link import INBOUND, OUTBOUND, Link, LinkInfo
+from peers.sealed import MessageTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +107,7 @@ class PeerHub:
         logger.info("peer hub started for %s… with %d targets", self.public_key[:12], len(self._targets))
 
     async def stop(self) -> None:
-        """Stop dialling and close every link (code 1001); returns when all are closed."""
+        """Stop dialling and close every link (code 4015, going away); returns when all are closed."""
         if not self.running:
             return
         self.running = False
@@ -160,28 +167,47 @@ class PeerHub:
         """Queue `message` for one peer; False when not linked (or its queue overflowed).
 
         Raises ValueError for a message no peer would accept: not canonical
-        JSON, no string `type`, a reserved `peer-` type, or too large.
+        JSON, no string `type`, a reserved `peer-` type; MessageTooLarge (a
+        ValueError, also logged as an error) when its encoding exceeds the
+        maximum message size. A large message is never dropped silently: up
+        to the maximum it travels as sealed chunks.
         """
-        text = self._encode(message)
-        link = self._links.get(node_key)
-        return link is not None and link.enqueue(text)
+        return self._send_encoded(node_key, self._encode(message))
 
     def broadcast(self, message: dict[str, Any], exclude: Iterable[str] | str | None = None) -> int:
-        """Queue `message` for every linked peer but `exclude`; returns how many took it."""
-        text = self._encode(message)
-        size = utf8_length(text)
+        """Queue `message` for every linked peer but `exclude`; returns how many took it (raises like send)."""
+        return self._broadcast_encoded(self._encode(message), exclude)
+
+    def send_threadsafe(self, node_key: str, message: dict[str, Any]) -> bool:
+        """send() from another thread: encoded on the caller's thread; False (and an error logged) when refused."""
+        data = self._encode_or_log(message)
+        return data is not None and self._call_threadsafe(self._send_encoded, node_key, data)
+
+    def broadcast_threadsafe(self, message: dict[str, Any], exclude: Iterable[str] | str | None = None) -> bool:
+        """broadcast() from another thread; False (and an error logged) when the message is refused."""
+        data = self._encode_or_log(message)
+        return data is not None and self._call_threadsafe(self._broadcast_encoded, data, exclude)
+
+    def _send_encoded(self, node_key: str, data: bytes) -> bool:
+        link = self._links.get(node_key)
+        return link is not None and link.enqueue(data)
+
+    def _broadcast_encoded(self, data: bytes, exclude: Iterable[str] | str | None) -> int:
         skip = {exclude} if isinstance(exclude, str) else set(exclude or ())
-        return sum(link.enqueue(text, size) for key, link in list(self._links.items()) if key not in skip)
+        return sum(link.enqueue(data) for key, link in list(self._links.items()) if key not in skip)
 
-    def send_threadsafe(self, node_key: str, message: dict[str, Any]) -> None:
-        self._call_threadsafe(self.send, node_key, message)
+    def _encode_or_log(self, message: dict[str, Any]) -> bytes | None:
+        try:
+            return self._encode(message)
+        except ValueError:
+            logger.exception("peer message refused")
+            return None
 
-    def broadcast_threadsafe(self, message: dict[str, Any], exclude: Iterable[str] | str | None = None) -> None:
-        self._call_threadsafe(self.broadcast, message, exclude)
-
-    def _call_threadsafe(self, method: Callable[..., Any], *args: Any) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._logged, method, *args)
+    def _call_threadsafe(self, method: Callable[..., Any], *args: Any) -> bool:
+        if self._loop is None or self._loop.is_closed():
+            return False
+        self._loop.call_soon_threadsafe(self._logged, method, *args)
+        return True
 
     @staticmethod
     def _logged(method: Callable[..., Any], *args: Any) -> None:
@@ -190,11 +216,17 @@ class PeerHub:
         except Exception:
             logger.exception("peer %s from another thread failed", method.__name__)
 
-    def _encode(self, message: dict[str, Any]) -> str:
-        text = frames.encode_application(message)
-        if utf8_length(text) > self.limits.max_message_bytes:
-            raise ValueError(f"a {message['type']} message exceeds {self.limits.max_message_bytes} bytes")
-        return text
+    def _encode(self, message: dict[str, Any]) -> bytes:
+        data = frames.encode_application(message).encode("utf-8")
+        if len(data) > self.limits.max_message_bytes:
+            logger.error(
+                "peer message %r of %d bytes refused: over the maximum of %d", message["type"], len(data),
+                self.limits.max_message_bytes,
+            )  # fmt: skip
+            raise MessageTooLarge(
+                f"a {message['type']} message of {len(data)} bytes exceeds {self.limits.max_message_bytes}"
+            )
+        return data
 
     # Reporting ----------------------------------------------------------
 
@@ -213,8 +245,17 @@ class PeerHub:
             logger.exception("is_allowed failed; refusing %s…", node_key[:12])
             return False
 
-    def _handshake_started(self, link: Link) -> None:
+    def _handshake_started(self, link: Link) -> bool:
+        """Count an unauthenticated link; False when its client host already has its share (inbound only)."""
+        if link.direction == INBOUND:
+            host = link.transport.remote_host
+            pending = sum(
+                1 for other in self._handshaking if other.direction == INBOUND and other.transport.remote_host == host
+            )
+            if pending >= self.limits.unauthenticated_per_address:
+                return False
         self._handshaking.add(link)
+        return True
 
     def _register(self, link: Link) -> tuple[int, str] | None:
         """Admit an authenticated link; returns (close code, reason) when it must close instead."""
@@ -242,6 +283,7 @@ class PeerHub:
         return None
 
     def _preferred(self, old: Link, new: Link) -> Link:
+        """Which of two authenticated links to one peer both ends keep (docs/peers.md, duplicate links)."""
         lower = min(self.public_key, new.peer_key or "")
 
         def by_lower(link: Link) -> bool:
@@ -249,7 +291,10 @@ class PeerHub:
 
         if by_lower(old) != by_lower(new):
             return old if by_lower(old) else new
-        return new
+        # Same dialler: the established link stays while it is alive (the peer pings and answers
+        # our pings, so a live link is never silent for two ping intervals); a silent one is
+        # likely half-open.
+        return new if old.silent_for() > 2 * self.limits.ping_interval else old
 
     def _link_closed(self, link: Link) -> None:
         self._handshaking.discard(link)

@@ -17,17 +17,20 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from consortium.env import env_float, env_int
+from peers.sealed import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MIB
 
-MIB = 1024 * 1024
+__all__ = ["HANDSHAKE_MAX_BYTES", "MAX_FRAME_BYTES", "MAX_MESSAGE_BYTES", "MIB", "PeerLimits", "TokenBucket"]
+
 # Before authentication a stranger may only send small handshake frames, so an
-# unauthenticated socket can never make the node parse megabytes.
+# unauthenticated socket can never make the node parse or buffer more than this.
 HANDSHAKE_MAX_BYTES = 4096
 
 
 @dataclass(frozen=True)
 class PeerLimits:
-    max_message_bytes: int = 16 * MIB
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # at most MAX_MESSAGE_BYTES, the protocol's ceiling
     handshake_timeout: float = 5.0
+    unauthenticated_per_address: int = 8  # inbound sockets still in the handshake, per client host
     send_queue_messages: int = 1000
     send_queue_bytes: int = 64 * MIB
     rate_messages: float = 5000.0  # per second, sustained; bursts of twice that
@@ -44,7 +47,10 @@ class PeerLimits:
             raise ImproperlyConfigured(
                 "CONSORTIUM_PEER_SEND_QUEUE_BYTES must be at least CONSORTIUM_PEER_MAX_MESSAGE_BYTES"
             )
-        if min(self.max_message_bytes, self.send_queue_messages, self.rate_messages, self.rate_bytes) <= 0:
+        if self.max_message_bytes > MAX_MESSAGE_BYTES:
+            raise ImproperlyConfigured(f"CONSORTIUM_PEER_MAX_MESSAGE_BYTES must be at most {MAX_MESSAGE_BYTES}")
+        sizes = (self.max_message_bytes, self.send_queue_messages, self.rate_messages, self.rate_bytes)
+        if min(*sizes, self.unauthenticated_per_address) <= 0:
             raise ImproperlyConfigured("CONSORTIUM_PEER_* sizes and rates must be positive")
 
     @classmethod

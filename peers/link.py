@@ -1,10 +1,11 @@
 """One peer link, the same for inbound (Channels consumer) and outbound (websockets client).
 
-A transport only moves text frames: it calls `feed()` for each received
-frame and `transport_ended()` when the socket is gone, and the link does the
-rest — handshake with its deadline, size and rate limits, parsing, ping/pong,
-the bounded send queue and its writer task — then hands application messages
-to the hub. Nothing a peer sends can raise out of `feed()`: every failure
+A transport only moves frames: it calls `feed()` for each received frame
+and `transport_ended()` when the socket is gone, and the link does the rest —
+handshake (version 2) with its deadline, size and rate limits, opening and
+sealing frames (peers.sealed), reassembling chunked messages, parsing,
+ping/pong, the bounded send queue and its writer task — then hands
+application messages to the hub. Nothing a peer sends can raise out of `feed()`: every failure
 closes this link and leaves the node alone.
 """
 
@@ -24,6 +25,7 @@ from peers import frames
 from peers.frames import FrameError
 from peers.handshake import Handshake, HandshakeRefused
 from peers.limits import HANDSHAKE_MAX_BYTES
+from peers.sealed import MAX_FRAME_BYTES, Opener, Sealer, SealError
 
 if TYPE_CHECKING:
     from peers.hub import PeerHub
@@ -38,8 +40,11 @@ PING_MEMORY = 16  # outstanding pings remembered for RTT; older pongs are ignore
 class Transport(Protocol):
     local_address: str | None
     remote_address: str | None
+    remote_host: str | None
 
     async def send_text(self, text: str) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
 
     async def close(self, code: int, reason: str) -> None: ...
 
@@ -74,8 +79,22 @@ def format_address(address: Any) -> str | None:
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
+def format_host(address: Any) -> str | None:
+    """The host of a socket or ASGI address (what the per-address cap counts by), None when unknown."""
+    return str(address[0]) if address and len(address) >= 1 else None
+
+
 def utf8_length(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+# Why a handshake was refused -> the close code.
+REFUSAL_CODES = {
+    "not_allowed": frames.NOT_ALLOWED,
+    "version": frames.VERSION_REFUSED,
+    "malformed": frames.MALFORMED,
+    "bad_seal": frames.SEAL_FAILED,
+}
 
 
 class Link:
@@ -85,7 +104,15 @@ class Link:
         self.direction = direction
         self.limits = hub.limits
         assert hub.node_key is not None, "the hub is not configured"
-        self.handshake = Handshake(hub.node_key, hub.chain_id, hub.is_allowed, expected_peer=expected_peer)
+        self.handshake = Handshake(
+            hub.node_key,
+            hub.chain_id,
+            hub.is_allowed,
+            expected_peer=expected_peer,
+            max_message_bytes=self.limits.max_message_bytes,
+        )
+        self._sealer: Sealer | None = None
+        self._opener: Opener | None = None
         self.state = HANDSHAKING
         self.peer_key: str | None = None
         self.connected_since: datetime | None = None
@@ -99,7 +126,7 @@ class Link:
         # Set when the transport reports the socket gone; hub.stop() waits for it so that
         # daphne can finish each consumer before the reactor stops (see PeerHub.stop).
         self.socket_gone = asyncio.Event()
-        self._queue: deque[tuple[str, int, bool]] = deque()
+        self._queue: deque[tuple[bytes, bool]] = deque()
         self._queued_bytes = 0
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -124,33 +151,49 @@ class Link:
     # Lifecycle ----------------------------------------------------------
 
     async def start(self) -> None:
-        """Send this side's hello and start the handshake deadline."""
-        self.hub._handshake_started(self)
+        """Send this side's hello and start the handshake deadline (or refuse: too many from that address)."""
+        if not self.hub._handshake_started(self):
+            logger.warning("peer socket refused: too many unauthenticated sockets from %s", self.transport.remote_host)
+            await self.close(frames.TOO_MANY_UNAUTHENTICATED, "too_many_unauthenticated")
+            return
         self._spawn(self._handshake_deadline())
-        await self._send_now(frames.encode_transport(self.handshake.hello()))
+        await self._send_now(self.handshake.hello_text())
 
     async def feed(self, frame: str | bytes) -> None:
         """Handle one received frame; never raises (every failure closes the link)."""
         if self.state == CLOSED:
             return
         try:
-            message = frames.decode(self._admit(frame))
+            self._admit(frame)
             if self.state == HANDSHAKING:
-                await self._handshake_step(message)
-            elif message["type"].startswith(frames.TRANSPORT_PREFIX):
+                await self._handshake_step(frame)
+                return
+            if not isinstance(frame, bytes):
+                raise FrameError(frames.UNSUPPORTED, "text_frame_after_handshake")
+            assert self._opener is not None
+            try:
+                data = self._opener.feed(frame)
+            except SealError as exc:
+                code = frames.TOO_BIG if exc.code in ("message_too_big", "frame_too_big") else frames.SEAL_FAILED
+                raise FrameError(code, exc.code) from None
+            if data is None:
+                return  # a chunk of a longer message
+            message = frames.decode(data)
+            if message["type"].startswith(frames.TRANSPORT_PREFIX):
                 self._transport_message(message)
             else:
                 self.messages_in += 1
                 await self.hub._deliver(self, message)
         except FrameError as exc:
+            if exc.close_code == frames.SEAL_FAILED:
+                logger.warning("peer %s… sent a frame that did not open (%s); closing", self._who, exc.reason)
             await self.close(exc.close_code, exc.reason)
         except HandshakeRefused as exc:
             logger.info("peer handshake refused (%s from %s): %s", self.direction, self.remote_address, exc)
-            code = frames.NOT_ALLOWED if exc.code == "not_allowed" else frames.HANDSHAKE_FAILED
-            await self.close(code, exc.code)
+            await self.close(REFUSAL_CODES.get(exc.code, frames.HANDSHAKE_FAILED), exc.code)
         except Exception:
             logger.exception("peer link %r failed on a frame", self)
-            await self.close(1011, "internal_error")
+            await self.close(frames.INTERNAL_ERROR, "internal_error")
 
     async def close(self, code: int, reason: str, *, transport_gone: bool = False) -> None:
         """Close once: stop the tasks, leave the hub, close the socket."""
@@ -183,63 +226,88 @@ class Link:
 
     # Sending ------------------------------------------------------------
 
-    def enqueue(self, text: str, size: int | None = None, *, counted: bool = True) -> bool:
-        """Queue one encoded frame; on overflow close the link (it reconnects and re-syncs)."""
+    def enqueue(self, data: bytes, *, counted: bool = True) -> bool:
+        """Queue one encoded message (sealed when sent); on overflow close the link (it reconnects and re-syncs).
+
+        The hub checks sizes first (PeerHub._encode); a message over this
+        link's maximum is refused here too rather than sent in part.
+        """
         if self.state != OPEN or self._closing:
             return False
-        size = utf8_length(text) if size is None else size
-        limits = self.limits
+        size, limits = len(data), self.limits
+        if size > limits.max_message_bytes:
+            logger.error("peer %s… message of %d bytes over the maximum; not sent", self._who, size)
+            return False
         if len(self._queue) >= limits.send_queue_messages or self._queued_bytes + size > limits.send_queue_bytes:
-            logger.warning("peer %s… send queue overflow; closing the link", (self.peer_key or "?")[:12])
+            logger.warning("peer %s… send queue overflow; closing the link", self._who)
             self.close_soon(frames.QUEUE_OVERFLOW, "send_queue_overflow")
             return False
-        self._queue.append((text, size, counted))
+        self._queue.append((data, counted))
         self._queued_bytes += size
         self._wakeup.set()
         return True
 
-    async def _send_now(self, text: str) -> None:
-        await self.transport.send_text(text)
-        self.bytes_out += utf8_length(text)
+    async def _send_now(self, frame: str | bytes) -> None:
+        if isinstance(frame, str):
+            await self.transport.send_text(frame)
+            self.bytes_out += utf8_length(frame)
+        else:
+            await self.transport.send_bytes(frame)
+            self.bytes_out += len(frame)
 
     async def _writer(self) -> None:
+        assert self._sealer is not None
         while True:
             while not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            text, size, counted = self._queue.popleft()
-            self._queued_bytes -= size
+            data, counted = self._queue.popleft()
+            self._queued_bytes -= len(data)
             try:
-                await self.transport.send_text(text)
+                # Sealed here, in queue order: the frame counter is the order on the wire.
+                for frame in self._sealer.seal_message(data, self.limits.max_message_bytes):
+                    await self.transport.send_bytes(frame)
+                    self.bytes_out += len(frame)
             except Exception as exc:  # the socket died under us
                 await self.close(1006, f"send_failed: {type(exc).__name__}", transport_gone=True)
                 return
-            self.bytes_out += size
             self.messages_out += counted
 
     # Receiving ----------------------------------------------------------
 
-    def _admit(self, frame: str | bytes) -> str:
-        """Size and rate checks before any parsing."""
+    def silent_for(self) -> float:
+        """Seconds since this link last received a frame."""
+        return time.monotonic() - self._last_received
+
+    @property
+    def _who(self) -> str:
+        return (self.peer_key or "?")[:12]
+
+    def _admit(self, frame: str | bytes) -> None:
+        """Size and rate checks before any parsing or opening."""
         self._last_received = time.monotonic()
-        if not isinstance(frame, str):
-            self.bytes_in += len(frame)
-            raise FrameError(frames.UNSUPPORTED, "binary_frame")
-        size = utf8_length(frame)
+        size = len(frame) if isinstance(frame, bytes) else utf8_length(frame)
         self.bytes_in += size
-        limit = HANDSHAKE_MAX_BYTES if self.state == HANDSHAKING else self.limits.max_message_bytes
+        limit = HANDSHAKE_MAX_BYTES if self.state == HANDSHAKING else MAX_FRAME_BYTES
         if size > limit:
             raise FrameError(frames.TOO_BIG, "too_big")
         if not (self._message_bucket.take(1) and self._byte_bucket.take(size)):
-            logger.warning("peer %s… over its rate limit; closing the link", (self.peer_key or "?")[:12])
+            logger.warning("peer %s… over its rate limit; closing the link", self._who)
             raise FrameError(frames.RATE_LIMITED, "rate_limited")
-        return frame
 
-    async def _handshake_step(self, message: dict[str, Any]) -> None:
-        for reply in self.handshake.receive(message):
-            await self._send_now(frames.encode_transport(reply))
+    async def _handshake_step(self, frame: str | bytes) -> None:
+        if self.handshake.peer is None and not isinstance(frame, str):
+            raise FrameError(frames.UNSUPPORTED, "binary_frame_before_hello")
+        if isinstance(frame, str):
+            message = frames.decode(frame)  # strict JSON first: the hello is parsed once, like every message
+            replies = self.handshake.receive(message)
+        else:
+            replies = self.handshake.receive(frame)
+        for reply in replies:
+            await self._send_now(reply)
         if not self.handshake.done:
             return
+        self._sealer, self._opener = self.handshake.sealer, self.handshake.opener
         self.peer_key = self.handshake.peer_key
         self.state = OPEN
         self.connected_since = datetime.now(UTC)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from peers.hub import PeerHub, get_hub
-from peers.limits import PeerLimits
+from peers.sealed import MAX_FRAME_BYTES
 
 if TYPE_CHECKING:
     from consortium_protocol.membership import Membership
@@ -31,9 +31,13 @@ def refresh_from_membership(hub: PeerHub, membership: Membership) -> None:
 
 
 def daphne_limits() -> dict[str, int]:
-    """daphne's own WebSocket size limits, so a frame over the peer limit is refused before it is buffered."""
-    size = PeerLimits.from_settings().max_message_bytes
-    return {"websocket_max_message_size": size, "websocket_max_frame_size": size}
+    """daphne's WebSocket size limits for the whole port: one sealed peer frame (64 KiB).
+
+    daphne has one limit for every socket it serves (peer, dashboard, events),
+    so no socket can make it buffer more than this before the application sees
+    the frame; larger peer messages travel as several sealed chunks.
+    """
+    return {"websocket_max_message_size": MAX_FRAME_BYTES, "websocket_max_frame_size": MAX_FRAME_BYTES}
 
 
 async def start_hub(home: NodeHome, state: LedgerState) -> PeerHub:

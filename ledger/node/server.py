@@ -130,6 +130,8 @@ def serve_asgi(home: NodeHome, *, on_running: Callable[[], None], **options: Any
     """Serve consortium.asgi with daphne on the home's address until the reactor stops.
 
     `on_running` runs once the reactor does; `options` go to daphne's Server.
+    Every socket on the port (peer, dashboard, events) gets daphne's WebSocket
+    frame and message limits of one sealed peer frame, 64 KiB (peers.node.daphne_limits).
     NodeRefused when daphne could not listen.
     """
     set_current_home(home)
@@ -140,7 +142,7 @@ def serve_asgi(home: NodeHome, *, on_running: Callable[[], None], **options: Any
         application,
         endpoints=build_endpoint_description_strings(host=home.host, port=home.port),
         signal_handlers=False,
-        **options,
+        **{**daphne_limits(), **options},
     )
     reactor.callWhenRunning(on_running)
     server.run()
@@ -173,7 +175,6 @@ class NodeServer:
             # Peer links live as long as the node; daphne's default closes any
             # WebSocket after a day.
             websocket_timeout=-1,
-            **daphne_limits(),  # peer messages up to CONSORTIUM_PEER_MAX_MESSAGE_BYTES, not daphne's 1 MiB
         )
         return self.exit_code
 

@@ -1,9 +1,11 @@
 """A Byzantine validator run by a test from a real validator key.
 
-It authenticates to honest nodes like any peer (the handshake cannot tell it
-apart), then sends what an honest node never would: conflicting proposals,
-double votes, blocks with invalid transactions or the wrong parent, and
-oversized or garbage frames.
+It authenticates to honest nodes like any peer (handshake version 2: the
+handshake cannot tell it apart), then sends what an honest node never would:
+conflicting proposals, double votes, blocks with invalid transactions or the
+wrong parent, and oversized or garbage messages. `send` and `send_raw` seal
+what they send, so the node's message handling (not the link's seal) is what
+they test; `send_frame` puts raw bytes or text on the wire.
 """
 
 from __future__ import annotations
@@ -11,18 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import sys
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from consortium_protocol.blocks import block_hash
-from consortium_protocol.canonical import canonical, loads_strict
 from consortium_protocol.keys import SigningKey
 from consortium_protocol.merkle import merkle_root_hex
 from consortium_protocol.transactions import sign_body, tx_id_of
 from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
 from peers.handshake import Handshake
+from peers.sealed import MAX_FRAME_BYTES
+from peers.session import PeerSession
 
 
 class ByzantinePeer:
@@ -30,15 +34,13 @@ class ByzantinePeer:
         self.key = key
         self.chain_id = chain_id
         self.links: dict[str, ClientConnection] = {}
+        self.sessions: dict[str, PeerSession] = {}
         self._readers: list[asyncio.Task] = []
 
     async def connect(self, node_key: str, url: str) -> None:
-        connection = await connect(url, max_size=None, open_timeout=5)
+        connection = await connect(url, max_size=MAX_FRAME_BYTES, open_timeout=5, compression=None)
         handshake = Handshake(self.key, self.chain_id, lambda key: True, expected_peer=node_key)
-        await connection.send(canonical(handshake.hello()).decode())
-        while not handshake.done:
-            for reply in handshake.receive(loads_strict(await connection.recv())):
-                await connection.send(canonical(reply).decode())
+        self.sessions[node_key] = await PeerSession.open(connection, handshake)
         self.links[node_key] = connection
         # Read (and ignore) what the honest node sends, or its frames would back
         # up and we would never see it close the link.
@@ -51,10 +53,16 @@ class ByzantinePeer:
                 pass
 
     async def send(self, node_key: str, message: dict[str, Any]) -> None:
-        await self.links[node_key].send(canonical(message).decode())
+        """One message, canonical JSON, sealed (in chunks when over a frame)."""
+        await self.sessions[node_key].send(message)
 
     async def send_raw(self, node_key: str, text: str) -> None:
-        await self.links[node_key].send(text)
+        """Any text (garbage, not JSON, even over MAX_MESSAGE_BYTES) as one sealed message: the node judges it."""
+        await self.sessions[node_key].send_text(text, max_bytes=sys.maxsize)
+
+    async def send_frame(self, node_key: str, frame: str | bytes) -> None:
+        """Raw bytes or text on the wire, unsealed (the link closes on it)."""
+        await self.links[node_key].send(frame)
 
     async def close(self) -> None:
         for connection in self.links.values():

@@ -20,6 +20,7 @@ from peers.client import run_websocket_link
 from peers.hub import PeerHub
 from peers.limits import PeerLimits
 from peers.link import INBOUND
+from peers.sealed import MAX_FRAME_BYTES
 
 CHAIN = "meshnet"
 FAST = PeerLimits(
@@ -71,9 +72,7 @@ class TestNode:
             on_peer_down=self.downs.append,
             limits=self.limits,
         )
-        self.server = await serve(
-            self._inbound, "127.0.0.1", port, max_size=self.limits.max_message_bytes, compression=None
-        )
+        self.server = await serve(self._inbound, "127.0.0.1", port, max_size=MAX_FRAME_BYTES, compression=None)
         self.port = self.server.sockets[0].getsockname()[1]
         await self.hub.start()
         return self

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from peers.limits import MIB, PeerLimits, TokenBucket, backoff_delay
+from peers.frames import sendable_close_codes
+from peers.limits import MAX_MESSAGE_BYTES, MIB, PeerLimits, TokenBucket, backoff_delay
 
 
 def test_limits_come_from_settings_then_environment(settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -14,7 +15,14 @@ def test_limits_come_from_settings_then_environment(settings, monkeypatch: pytes
     settings.CONSORTIUM_PEER_RATE_MESSAGES = 10
     limits = PeerLimits.from_settings()
     assert limits.max_message_bytes == MIB and limits.handshake_timeout == 2.5 and limits.rate_messages == 10
-    assert PeerLimits().max_message_bytes == 16 * MIB
+    assert PeerLimits().max_message_bytes == MAX_MESSAGE_BYTES == 8 * MIB
+
+
+def test_the_message_size_cannot_exceed_the_protocols_maximum() -> None:
+    with pytest.raises(ImproperlyConfigured):
+        PeerLimits(max_message_bytes=MAX_MESSAGE_BYTES + 1)
+    with pytest.raises(ImproperlyConfigured):
+        PeerLimits(unauthenticated_per_address=0)
 
 
 def test_a_bad_limit_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,7 +30,7 @@ def test_a_bad_limit_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ImproperlyConfigured):
         PeerLimits.from_settings()
     with pytest.raises(ImproperlyConfigured):
-        PeerLimits(max_message_bytes=32 * MIB, send_queue_bytes=16 * MIB)
+        PeerLimits(max_message_bytes=8 * MIB, send_queue_bytes=4 * MIB)
 
 
 def test_a_token_bucket_allows_bursts_then_the_rate() -> None:
@@ -44,3 +52,11 @@ def test_backoff_grows_to_the_cap_with_full_jitter() -> None:
     assert all(0 <= delay <= 10.0 for delay in delays)
     assert max(backoff_delay(0, 0.2, 10.0) for _ in range(100)) <= 0.2
     assert max(delays) > 5  # capped, not stuck at the base
+
+
+def test_every_close_code_is_one_daphne_can_send() -> None:
+    # autobahn refuses to send anything but 1000 and 3000-4999: a 1009 from the node left the socket open.
+    codes = sendable_close_codes()
+    assert {"TOO_BIG", "UNSUPPORTED", "GOING_AWAY", "SEAL_FAILED", "VERSION_REFUSED"} <= set(codes)
+    assert all(4000 <= code <= 4999 for code in codes.values()), codes
+    assert len(set(codes.values())) == len(codes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import time
@@ -10,12 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from consortium_protocol.keys import SigningKey
 from peers import frames
 from peers.handshake import Handshake
+from peers.sealed import MAX_FRAME_BYTES
+from peers.session import PeerSession
 from tests.processes import NodeLauncher, NodeProcess, free_port, manage, node_env
 
 pytestmark = pytest.mark.slow
@@ -63,8 +66,8 @@ async def stranger_knocks(url: str) -> int | None:
     stranger = Handshake(SigningKey.generate(), "peernet", bool)
     async with connect(url) as socket:
         hello = json.loads(await socket.recv())
-        assert hello["type"] == "peer-hello" and hello["chain_id"] == "peernet"
-        await socket.send(json.dumps(stranger.hello()))
+        assert hello["type"] == "peer-hello" and hello["chain_id"] == "peernet" and hello["version"] == 2
+        await socket.send(stranger.hello_text())
         with pytest.raises(ConnectionClosed):
             while True:
                 await asyncio.wait_for(socket.recv(), 5)
@@ -93,21 +96,27 @@ def test_two_nodes_link_up_and_refuse_a_stranger(launcher: NodeLauncher, tmp_pat
 
 
 async def authenticated_big_message(url: str, key: SigningKey, size: int) -> dict[str, object]:
-    """Authenticate as `key`, send one `size`-byte message, and return the answer to a ping after it."""
-    ours = Handshake(key, "peernet", bool)
-    async with connect(url, max_size=None) as socket:
-        [answer] = ours.receive(json.loads(await socket.recv()))
-        await socket.send(json.dumps(ours.hello()))
-        ours.receive(json.loads(await socket.recv()))
-        await socket.send(json.dumps(answer))
-        await socket.send(json.dumps({"type": "bulk", "pad": "x" * size}))
-        await socket.send('{"seq":7,"type":"peer-ping"}')
-        while (message := json.loads(await asyncio.wait_for(socket.recv(), 5)))["type"] != "peer-pong":
+    """Authenticate as `key`, send one `size`-byte message (sealed chunks), and return the answer to a ping."""
+    async with connect(url, max_size=MAX_FRAME_BYTES) as socket:
+        session = await PeerSession.open(socket, Handshake(key, "peernet", bool))
+        await session.send({"type": "bulk", "pad": "x" * size})
+        await session.send({"seq": 7, "type": "peer-ping"})
+        while (message := await asyncio.wait_for(session.recv(), 5))["type"] != "peer-pong":
             pass
         return message
 
 
-def test_a_real_node_takes_messages_beyond_daphnes_1_mib_default(launcher: NodeLauncher, tmp_path: Path) -> None:
+async def one_frame(url: str, frame: bytes) -> tuple[int | None, str | None]:
+    async with connect(url, max_size=None) as socket:
+        await socket.recv()  # the node's hello
+        with contextlib.suppress(ConnectionClosed):
+            await socket.send(frame)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(socket.wait_closed(), 5)
+        return socket.close_code, socket.close_reason
+
+
+def test_a_real_node_takes_a_multi_mib_message_in_64_kib_sealed_chunks(launcher: NodeLauncher, tmp_path: Path) -> None:
     (home, port), (other_home, _) = two_org_chain(tmp_path)
     node = launcher.start(home, env=launcher.prepare(home), port=port, bind=False)
     # The test plays the second organisation's node with that node's own key.
@@ -116,5 +125,58 @@ def test_a_real_node_takes_messages_beyond_daphnes_1_mib_default(launcher: NodeL
     pong = asyncio.run(authenticated_big_message(node.ws_url + "/ws/peer/", other_key, 2 * 1024 * 1024))
 
     assert pong == {"seq": 7, "type": "peer-pong"}
+    # A 64 KiB frame reaches the link, which refuses it before authentication (TOO_BIG);
+    # one byte more and daphne itself drops the connection before the application sees the frame.
+    url = node.ws_url + "/ws/peer/"
+    assert asyncio.run(one_frame(url, bytes(MAX_FRAME_BYTES)))[0] == frames.TOO_BIG, node.stderr()[-3000:]
+    assert asyncio.run(one_frame(url, bytes(MAX_FRAME_BYTES + 1)))[0] == 1006
+    assert node.alive()
     code = node.stop()
     assert code == 0, f"exit {code}; stderr tail:\n{node.stderr()[-3000:]}"
+
+
+async def relay_and_inject(url_a: str, url_b: str) -> list[int | None]:
+    """A keyless outsider dials each node as the other, pipes every frame both ways, then sends its own."""
+    async with connect(url_a, max_size=None) as to_a, connect(url_b, max_size=None) as to_b:
+
+        async def pump(source: ClientConnection, sink: ClientConnection) -> None:
+            with contextlib.suppress(ConnectionClosed):
+                async for frame in source:
+                    await sink.send(frame)
+
+        pumps = [asyncio.create_task(pump(to_a, to_b)), asyncio.create_task(pump(to_b, to_a))]
+        await asyncio.sleep(1.5)  # the handshakes run through the relay in real time
+        for socket in (to_a, to_b):
+            with contextlib.suppress(ConnectionClosed):
+                await socket.send('{"count":20,"from":1,"type":"get_blocks"}')
+                await socket.send(b'{"count":20,"from":1,"type":"get_blocks"}')
+        for socket in (to_a, to_b):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(socket.wait_closed(), 5)
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        return [to_a.close_code, to_b.close_code]
+
+
+def test_a_relay_between_two_real_nodes_gets_nothing_and_displaces_no_link(
+    launcher: NodeLauncher, tmp_path: Path
+) -> None:
+    homes = two_org_chain(tmp_path)
+    nodes = [launcher.start(home, env=launcher.prepare(home), port=port, bind=False) for home, port in homes]
+    keys = [node_key(home) for home, _ in homes]
+    for node, other in zip(nodes, reversed(keys), strict=True):
+        wait_for_log(node, f"peer link up {other[:12]}")
+
+    codes = asyncio.run(relay_and_inject(nodes[0].ws_url + "/ws/peer/", nodes[1].ws_url + "/ws/peer/"))
+
+    # Each node finished a handshake with the other through the relay (the relay is only a pipe),
+    # kept its live direct link, and refused the relayed one; nothing the relay wrote was accepted.
+    assert set(codes) <= {frames.DUPLICATE, frames.SEAL_FAILED, frames.UNSUPPORTED}, codes
+    time.sleep(0.3)
+    for node in nodes:
+        assert node.alive()
+        log = node.stderr()
+        assert "peer link down" not in log and "replaces a duplicate" not in log, log[-3000:]
+    assert [node.stop() for node in nodes] == [0, 0]
+    assert "Traceback" not in "".join(node.stderr() for node in nodes)
