@@ -175,9 +175,11 @@ class Watch:
     """An iterator over a subscription's events; `close()`, from any thread, ends it at once."""
 
     def __init__(self, node_url: str, token: str | None, **options: Any) -> None:
-        self.closed = threading.Event()
-        self.socket: EventSocket | None = None
-        self._events = _events(self, node_url, token, **options)
+        # The generator sees only this state, not the Watch: no cycle, so dropping an
+        # unfinished Watch closes its socket at once (its reader thread would keep a
+        # process from exiting).
+        self.state = _WatchState()
+        self._events = _events(self.state, node_url, token, **options)
 
     def __iter__(self) -> Watch:
         return self
@@ -186,10 +188,16 @@ class Watch:
         return next(self._events)
 
     def close(self) -> None:
-        self.closed.set()
-        socket = self.socket
+        self.state.closed.set()
+        socket = self.state.socket
         if socket is not None:
             socket.close()  # a receive() blocked in another thread ends with the close
+
+
+class _WatchState:
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+        self.socket: EventSocket | None = None
 
 
 def watch(node_url: str, token: str | None, **options: Any) -> Watch:
@@ -204,7 +212,7 @@ def watch(node_url: str, token: str | None, **options: Any) -> Watch:
 
 
 def _events(
-    owner: Watch,
+    owner: _WatchState,
     node_url: str,
     token: str | None,
     *,
