@@ -108,9 +108,11 @@ def _verify_block(replay: _Replay, row: BlockRow) -> None:
             already_included=lambda tx_ids: set(tx_ids) & replay.seen,
         )
         commit = [sig.as_dict() for sig in row.commit_signatures.all()]
-        check_certificate(
+        decided = check_certificate(
             commit, chain_id=replay.tip.chain_id, height=height, block_hash=row.hash, validators=run.validators
         )
+        if row.round != decided:
+            raise ProtocolError("bad_certificate", f"stored with round {row.round}, certified in round {decided}")
     except ProtocolError as fault:
         raise ChainFault(height, fault.detail) from fault
     for tx, (_, status, code) in zip(stored, run.results, strict=True):

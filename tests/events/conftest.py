@@ -29,6 +29,7 @@ from consortium_protocol.transactions import SignedTx
 from ledger import selectors as ledger_selectors
 from ledger.node.engine import topic_group
 from tests.chainkit import ChainKit, Org
+from tests.layers import settle_channel_layer
 
 URL = "/ws/events/"
 
@@ -37,6 +38,7 @@ URL = "/ws/events/"
 async def worker_db(transactional_db: None) -> AsyncIterator[None]:
     ledger_selectors.forget_chain_id()
     yield
+    await settle_channel_layer()
     # Reads run on asgiref's worker thread: close its connection there, or PostgreSQL keeps the test database busy.
     await database_sync_to_async(connections.close_all)()
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ledger.events import protocol
 from ledger.events.protocol import BadMessage, Subscribe, WatchTxs, WriteFilter, parse_message
 from tests.events.conftest import closed_with, connected
+from tests.layers import settle_channel_layer
 
 tx_ids = st.text("0123456789abcdef", min_size=64, max_size=64)
 names = st.from_regex(protocol.NAME_RE, fullmatch=True)
@@ -150,6 +151,7 @@ async def _closes_with_bad_message(token: str, frames: list[str | bytes]) -> int
         return await closed_with(socket)
     finally:
         await socket.disconnect()
+        await settle_channel_layer()
 
 
 async def test_the_socket_says_why_before_it_closes(member_token):

@@ -107,6 +107,13 @@ def _check_action(state: Membership, action: str, org: dict) -> None:
         raise Rejected("org_removed")
     if target.status == ACTIVE and state.active_org_ids() == [target.org_id]:
         raise Rejected("no_active_org_left")
+    if not _validators_without(state, target.org_id):
+        raise Rejected("no_validator_left")
+
+
+def _validators_without(state: Membership, org_id: str) -> list[str]:
+    """The validator set once `org_id` is suspended or removed."""
+    return [key for key in state.validators() if state.peers[key].org_id != org_id]
 
 
 def _open_adds(state: Membership) -> list[ProposalState]:
@@ -156,8 +163,9 @@ def _enact(state: Membership, proposal: ProposalState, height: int) -> bool:
 
     Its preconditions were checked when it was made, but another proposal may
     have passed since (the same keys admitted elsewhere, the target already
-    suspended, or the last active organisation at stake), so they are checked
-    again and a proposal that no longer applies fails instead.
+    suspended, the last active organisation or the last validator at stake),
+    so they are checked again and a proposal that no longer applies fails
+    instead.
     """
     try:
         if proposal.action == "org.add":
