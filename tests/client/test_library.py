@@ -86,10 +86,12 @@ def test_watch_replays_writes_under_a_prefix_from_a_height_then_goes_live(writer
     committed(writer, second.tx_id)
 
     events: queue.Queue = queue.Queue()
+    watch = writer.watch(from_height=start, writes=["watched/box-"])
 
     def consume() -> None:
-        for event in writer.watch(from_height=start, writes=["watched/box-"]):
+        for event in watch:
             events.put(event)
+        events.put("closed")
 
     threading.Thread(target=consume, daemon=True).start()
     replayed = [events.get(timeout=WAIT) for _ in range(2)]
@@ -109,6 +111,8 @@ def test_watch_replays_writes_under_a_prefix_from_a_height_then_goes_live(writer
         "put",
         {"live": True},
     )
+    watch.close()  # from this thread, while the consumer waits in receive()
+    assert events.get(timeout=10) == "closed"
 
 
 def test_a_watch_of_tx_ids_alone_ends_once_each_is_reported(writer: Client) -> None:
@@ -316,11 +320,13 @@ def test_watch_resumes_across_a_node_restart_without_losing_or_repeating_a_block
     events: queue.Queue = queue.Queue()
     start = committed(writer, writer.put("restart", "before", 1).tx_id)
 
+    watch = writer.watch(blocks=True, from_height=start)
+
     def consume() -> None:
         try:
-            for event in writer.watch(blocks=True, from_height=start):
+            for event in watch:
                 events.put(event)
-        except ConsortiumError as exc:  # pragma: no cover - shows in the assertion below
+        except ConsortiumError as exc:  # shows in the assertion below
             events.put(exc)
 
     threading.Thread(target=consume, daemon=True).start()
@@ -335,6 +341,7 @@ def test_watch_resumes_across_a_node_restart_without_losing_or_repeating_a_block
         assert not isinstance(event, Exception), event
         if event.type == "block":
             heights.append(event.height)
+    watch.close()
     assert heights == list(range(start + 1, last + 1))
 
 

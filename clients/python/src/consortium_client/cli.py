@@ -236,19 +236,15 @@ def cmd_watch(args: argparse.Namespace, out: Output) -> None:
         raise Failure("watch what? pass --blocks, --tx TX_ID, --writes NAMESPACE[/PREFIX] or --governance", EXIT_USAGE)
     checked_ids(args.tx)
     with connect(args, need_token=True, why="watch") as node:
-        for count, event in enumerate(
-            node.watch(
-                from_height=args.from_height,
-                blocks=args.blocks,
-                txs=args.tx,
-                writes=args.writes,
-                governance=args.governance,
-            ),
-            1,
-        ):
-            out.line(event_line(event), {"type": event.type, "height": event.height, **event.data})
-            if args.count and count >= args.count:
-                return
+        kinds = {"blocks": args.blocks, "txs": args.tx, "writes": args.writes, "governance": args.governance}
+        watch = node.watch(from_height=args.from_height, **kinds)
+        try:
+            for count, event in enumerate(watch, 1):
+                out.line(event_line(event), {"type": event.type, "height": event.height, **event.data})
+                if args.count and count >= args.count:
+                    return
+        finally:
+            watch.close()
 
 
 def cmd_verify(args: argparse.Namespace, out: Output) -> None:

@@ -240,10 +240,11 @@ class Client:
         writes: Iterable[dict[str, str] | str] = (),
         governance: bool = False,
         reconnect: bool = True,
-    ) -> Iterator[Event]:
+    ) -> events.Watch:
         """Live events of the node's /ws/events/ socket, resuming across reconnects without loss.
 
-        `writes` entries are {"namespace", "prefix"} or "NAMESPACE[/PREFIX]" strings."""
+        `writes` entries are {"namespace", "prefix"} or "NAMESPACE[/PREFIX]" strings. The
+        result is an iterator of Event; its close() (from any thread) ends it."""
         return events.watch(
             self.url,
             self.token,
@@ -259,15 +260,19 @@ class Client:
         """The committed membership transactions of heights [from_height, below), from the event socket."""
         if from_height >= below:
             return
-        for event in events.watch(self.url, self.token, from_height=from_height, governance=True):
-            if event.height >= below:
-                return
-            if event.type == "synced":
-                if event.height >= below - 1:
+        watch = events.watch(self.url, self.token, from_height=from_height, governance=True)
+        try:
+            for event in watch:
+                if event.height >= below:
                     return
-                continue
-            if event.type == "governance":
-                yield event
+                if event.type == "synced":
+                    if event.height >= below - 1:
+                        return
+                    continue
+                if event.type == "governance":
+                    yield event
+        finally:
+            watch.close()
 
     def wait(
         self, tx_ids: Iterable[str], *, timeout: float = 30.0, on_final: OnFinal | None = None

@@ -9,6 +9,7 @@ nothing when the node closes a slow consumer (4429) or restarts.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -170,7 +171,48 @@ def to_event(message: dict[str, Any]) -> Event | None:
     return Event(kind, height, {k: v for k, v in message.items() if k not in ("type", "height")})
 
 
-def watch(
+class Watch:
+    """An iterator over a subscription's events; `close()`, from any thread, ends it at once."""
+
+    def __init__(self, node_url: str, token: str | None, **options: Any) -> None:
+        # The generator sees only this state, not the Watch: no cycle, so dropping an
+        # unfinished Watch closes its socket at once (its reader thread would keep a
+        # process from exiting).
+        self.state = _WatchState()
+        self._events = _events(self.state, node_url, token, **options)
+
+    def __iter__(self) -> Watch:
+        return self
+
+    def __next__(self) -> Event:
+        return next(self._events)
+
+    def close(self) -> None:
+        self.state.closed.set()
+        socket = self.state.socket
+        if socket is not None:
+            socket.close()  # a receive() blocked in another thread ends with the close
+
+
+class _WatchState:
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+        self.socket: EventSocket | None = None
+
+
+def watch(node_url: str, token: str | None, **options: Any) -> Watch:
+    """Every matching event, in height order, across reconnects; `synced` marks the end of a replay.
+
+    Options: from_height, blocks, txs, writes, governance, reconnect (True),
+    max_reconnects (20). A `tx` event comes once per tx id. On a resumable
+    close the socket is opened again from the last height yielded, and events
+    already yielded are skipped, so the caller sees each one exactly once.
+    """
+    return Watch(node_url, token, **options)
+
+
+def _events(
+    owner: _WatchState,
     node_url: str,
     token: str | None,
     *,
@@ -182,12 +224,6 @@ def watch(
     reconnect: bool = True,
     max_reconnects: int = 20,
 ) -> Iterator[Event]:
-    """Yield every matching event, in height order, across reconnects; `synced` marks the end of a replay.
-
-    A `tx` event comes once per tx id. On a resumable close the socket is
-    opened again from the last height yielded, and events already yielded
-    are skipped, so the caller sees each one exactly once.
-    """
     watched = list(dict.fromkeys(txs))
     if len(watched) > MAX_WATCHED:
         raise ConsortiumError("bad_input", f"one watch follows at most {MAX_WATCHED} tx ids; use wait for more")
@@ -200,8 +236,13 @@ def watch(
         pending_txs = [tx_id for tx_id in watched if tx_id not in reported]
         if not (blocks or write_list or governance or pending_txs):
             return  # only tx ids were asked for, and every one has been reported
+        if owner.closed.is_set():
+            return
         try:
             with EventSocket(node_url, token) as socket:
+                owner.socket = socket
+                if owner.closed.is_set():
+                    return
                 answer = socket.subscribe(
                     from_height=resume,
                     blocks=blocks,
@@ -236,10 +277,16 @@ def watch(
                     resume = max(resume or 0, event.height)
                     yield event
         except SocketClosed as exc:
+            if owner.closed.is_set():
+                return
             if not (reconnect and exc.resumable) or failures >= max_reconnects:
                 raise
         except ConsortiumError as exc:
+            if owner.closed.is_set():
+                return
             if not reconnect or exc.code != "unreachable" or failures >= max_reconnects:
                 raise
+        finally:
+            owner.socket = None
         failures += 1
         time.sleep(min(0.25 * 2**failures, 5.0))
