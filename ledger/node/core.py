@@ -446,6 +446,8 @@ class EngineCore:
         if not isinstance(message, dict):
             return
         kind = message.get("type")
+        if not isinstance(kind, str):
+            return
         handler = {
             "consensus": self._consensus_message,
             "status": self._status_from_peer,

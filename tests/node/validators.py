@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ledger import pool
 from ledger.chain import Block, build_block
 from ledger.consensus.machine import Timeouts
 from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
@@ -19,6 +20,7 @@ from ledger.node.core import EngineCore, Network
 from ledger.node.home import load_home
 from ledger.node.wire import message_to_wire
 from ledger.protocol.keys import SigningKey, write_key_file
+from ledger.protocol.transactions import sign_body
 from ledger.services import DatabaseStateReader, open_chain
 from tests.chainkit import Org, make_genesis
 
@@ -102,11 +104,42 @@ class FourValidators:
     def vote(self, key: SigningKey, vote_type: str, height: int, round_: int, block_hash: str | None) -> dict:
         return message_to_wire(sign_intent(key, self.chain_id, VoteIntent(vote_type, height, round_, block_hash)))
 
+    def put(self, nonce: int) -> dict:
+        writer = self.orgs[0].writer
+        body = {
+            "chain_id": self.chain_id,
+            "type": "state.put",
+            "signer": writer.public_key,
+            "nonce": nonce,
+            "payload": {"namespace": "n", "key": f"k{nonce}", "value": nonce},
+        }
+        return sign_body(body, writer)
+
+    def decide(self, core: EngineCore, height: int) -> None:
+        """Bring the core to commit `height` at round 0 with validators 1 and 2 (honest) voting with it."""
+        peer = self.key(1).public_key
+        if self.proposer(height, 0).public_key == self.me:  # the core proposes: give it work
+            pool.admit([self.put(height)], chain_id=self.chain_id)
+            core.step("wake", None)
+            proposal = core.signing.signed.get((height, 0, "proposal"))
+            assert proposal is not None, "the core did not propose"
+            voters, block_hash = self.keys[1:3], proposal.block_hash
+            messages = [self.vote(k, t, height, 0, block_hash) for t in ("prevote", "precommit") for k in voters]
+        else:
+            messages = self.decide_messages(core, height)
+        for message in messages:
+            core.step("peer", (peer, consensus(message)))
+        assert core.state.tip.height == height, (
+            f"height {height} was not committed: round {core.machine.round} step {core.machine.step}, "
+            f"signed {sorted((k, getattr(m, 'block_hash', None)) for k, m in core.signing.signed.items())}, "
+            f"view {core.machine.view()}"
+        )
+
     def decide_messages(self, core: EngineCore, height: int, round_: int = 0) -> list[dict]:
-        """A proposal from the round's proposer and prevotes and precommits of two more: with the core, a quorum."""
+        """A proposal from the round's proposer, prevotes and precommits of keys 1 and 2: with the core, a quorum."""
         proposer = self.proposer(height, round_)
         block = self.block(core, proposer)
-        voters = [next(k for k in self.keys[1:] if k is not proposer), proposer]
+        voters = self.keys[1:3]  # honest; key 3 is the one tests use as the Byzantine validator
         messages = [self.proposal(proposer, height, round_, block)]
         messages += [self.vote(k, "prevote", height, round_, block.hash) for k in voters]
         messages += [self.vote(k, "precommit", height, round_, block.hash) for k in voters]
