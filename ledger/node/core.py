@@ -214,7 +214,7 @@ class EngineCore:
             verifier=self.signatures,
         )
         replay = self.signing.begin_height(height) if self.me in validators else []
-        seen = list(self.signing.seen) if self.me in validators and replay else []
+        seen = list(self.signing.seen) if self.me in validators else []
         if replay:
             # Lock, valid value and round from our own signatures, before anything new is signed.
             self.machine.resume(**resume_point(replay, seen, chain_id=self.home.chain_id))

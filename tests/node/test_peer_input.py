@@ -196,6 +196,30 @@ def test_a_restarted_validator_does_not_prevote_against_its_lock(net):
     assert (restarted.machine.locked_round, restarted.machine.view().locked_hash) == (0, a.hash)
 
 
+def test_a_lock_whose_block_is_not_in_the_log_still_holds_by_its_hash(net):
+    from ledger.consensus.messages import VoteIntent
+    from ledger.node.signlog import SigningLog
+
+    core = net.core()
+    a = net.block(core, net.proposer(1, 0))
+    b = net.block(core, net.proposer(1, 1), time_offset_ms=9)
+    log = SigningLog(net.home.path, net.home.node_key, net.chain_id)
+    log.begin_height(1)
+    log.sign(VoteIntent("prevote", 1, 0, a.hash))
+    log.sign(VoteIntent("precommit", 1, 0, a.hash))
+    log.close()
+
+    restarted = net.core()
+    restarted.begin_height()
+    restarted.step("idle", None)
+    peer = net.key(2).public_key
+    feed(restarted, peer, consensus(net.proposal(net.proposer(1, 1), 1, 1, b)))
+    feed(restarted, peer, consensus(net.vote(net.key(3), "prevote", 1, 1, b.hash)))
+    assert restarted.machine.round == 1
+    prevote = restarted.signing.signed.get((1, 1, "prevote"))
+    assert prevote is not None and prevote.block_hash is None
+
+
 # ---- item 5: shadowed proposals -------------------------------------------------------------
 
 
