@@ -23,6 +23,10 @@ RUN pip install --only-binary=:all: -r requirements.txt
 
 COPY . .
 
+# The chain protocol and the member's client, shared with the node; its
+# dependencies are already installed from requirements.txt.
+RUN pip install --no-deps ./clients/python
+
 # Static files are collected at build time (WhiteNoise serves them). Settings
 # need a secret key to load; this one exists only during the build.
 # Node homes live under /var/lib/consortium: `home` for one organisation's

@@ -12,10 +12,11 @@ ORGS ?= 4
 
 .PHONY: setup run test lint test-sqlite test-postgres services bench assets
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip==26.3
 	$(PIP) install --quiet -r requirements-dev.txt
+	$(PIP) install --quiet --no-deps ./clients/python
 	touch $@
 
 setup: $(VENV)/.installed

@@ -201,6 +201,10 @@ CONSORTIUM_MAX_BLOCK_TXS = env_int("CONSORTIUM_MAX_BLOCK_TXS", 2000)
 # Pause between heights (CometBFT's timeout_commit), in seconds: under load a
 # block then gathers many transactions instead of one each.
 CONSORTIUM_BLOCK_INTERVAL = env_float("CONSORTIUM_BLOCK_INTERVAL", 0.1)
+# The event socket /ws/events/ (docs/api.md): events queued per socket, and how
+# long a full queue may wait for its client before it is closed as a slow consumer.
+CONSORTIUM_EVENTS_QUEUE = env_int("CONSORTIUM_EVENTS_QUEUE", 1000)
+CONSORTIUM_EVENTS_SLOW_SECONDS = env_float("CONSORTIUM_EVENTS_SLOW_SECONDS", 10.0)
 
 # Production hardening; each can be relaxed by environment for a lab setup.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

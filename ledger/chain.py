@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from consortium.membership import Membership
+from consortium_protocol.blocks import block_hash, check_header_shape, results_hash, validators_hash
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import verify_all
+from consortium_protocol.membership import Membership
+from consortium_protocol.merkle import merkle_root_hex
+from consortium_protocol.transactions import SignedTx, parse_envelope
+from ledger.budgets import MAX_BLOCK_BYTES, block_bytes, envelope_bytes
 from ledger.execution import Execution, StateReader, execute
-from ledger.protocol.blocks import block_hash, check_header_shape, results_hash, validators_hash
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import verify_all
-from ledger.protocol.merkle import merkle_root_hex
-from ledger.protocol.transactions import SignedTx, parse_envelope
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class Block:
 
     def to_wire(self) -> dict[str, Any]:
         return {"header": self.header, "txs": [tx.envelope() for tx in self.txs]}
+
+    @property
+    def encoded_bytes(self) -> int:
+        """len(canonical(self.to_wire())), from the transactions' canonical bodies."""
+        return block_bytes(self.header, (envelope_bytes(len(tx.canonical_body), tx.signature) for tx in self.txs))
 
 
 def build_block(
@@ -87,6 +93,7 @@ def parse_block(
         raise ProtocolError("bad_block", "a block has exactly header and txs (a list)")
     check_header_shape(wire["header"])
     txs = [parse_envelope(envelope, chain_id, check_signature=False) for envelope in wire["txs"]]
+    _check_size(Block(wire["header"], txs))  # before any signature is verified
     known = verified(txs) if txs else set()
     unknown = [tx for tx in txs if tx.tx_id not in known]
     checks = verify_all([(tx.signer, tx.canonical_body, tx.signature) for tx in unknown])
@@ -106,6 +113,7 @@ def check_block(
 ) -> Execution:
     """Check that `block` extends `tip` validly and return its execution; ProtocolError if not."""
     header = block.header
+    _check_size(block)
     _expect(header["chain_id"] == tip.chain_id, "wrong_chain", "block is for another chain")
     _expect(header["height"] == tip.height + 1, "wrong_height", f"expected height {tip.height + 1}")
     _expect(header["prev_hash"] == tip.hash, "wrong_parent", "prev_hash is not the last block's hash")
@@ -123,6 +131,11 @@ def check_block(
     run = execute(block.txs, height=tip.height + 1, membership=membership, reader=reader)
     _expect(header["results_hash"] == results_hash(run.results), "wrong_results", "results_hash does not match")
     return run
+
+
+def _check_size(block: Block) -> None:
+    size = block.encoded_bytes
+    _expect(size <= MAX_BLOCK_BYTES, "block_too_large", f"the block encodes to {size} bytes; at most {MAX_BLOCK_BYTES}")
 
 
 def _expect(condition: bool, code: str, detail: str) -> None:

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from consortium import rules
-from consortium.membership import Membership, Rejected
-from ledger.protocol.blocks import COMMITTED, OK, REJECTED, Result
-from ledger.protocol.canonical import canonical
-from ledger.protocol.transactions import SignedTx
+from consortium_protocol import rules
+from consortium_protocol.blocks import COMMITTED, OK, REJECTED, Result
+from consortium_protocol.canonical import canonical
+from consortium_protocol.membership import Membership, Rejected
+from consortium_protocol.transactions import SignedTx
 
 StateKey = tuple[str, str]  # (namespace, key)
 
@@ -89,16 +89,8 @@ def _apply(run: Execution, tx: SignedTx, index: int, holds_value: dict[StateKey,
         if not holds_value.get(_state_key(tx), False):
             raise Rejected("no_value")
         _write(run, tx, index, None, holds_value)
-    elif kind == "member.add":
-        rules.apply_member_add(run.membership, tx, run.height)
-    elif kind == "member.revoke":
-        rules.apply_member_revoke(run.membership, tx, run.height)
-    elif kind == "gov.propose":
-        rules.apply_gov_propose(run.membership, tx, run.height, index)
-    elif kind == "gov.vote":
-        rules.apply_gov_vote(run.membership, tx, run.height)
-    else:  # parse_envelope admits only the types above
-        raise Rejected("unknown_type")
+    else:  # the membership types; parse_envelope admits no others
+        rules.apply_membership_tx(run.membership, tx, run.height, index)
 
 
 def _write(run: Execution, tx: SignedTx, index: int, value: str | None, holds_value: dict[StateKey, bool]) -> None:

@@ -10,19 +10,23 @@ transaction survives a crash of the node and still ends committed or rejected.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from consortium.models import MemberKey
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import verify_all
+from consortium_protocol.transactions import SignedTx, parse_envelope
+from ledger.budgets import envelope_bytes
 from ledger.bulk import insert_rows
 from ledger.models import Transaction
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import verify_all
-from ledger.protocol.transactions import SignedTx, parse_envelope
 from ledger.writes import write_transaction
 
 ROLE_NEEDED = {
@@ -190,19 +194,71 @@ def _write_rows(txs: list[SignedTx]) -> None:
 _group_commit = GroupCommit()
 
 
-def pending(limit: int, *, exclude: set[str] = frozenset()) -> list[SignedTx]:
-    """The oldest pending transactions, as verified at admission."""
-    rows = (
-        Transaction.objects.filter(status=Transaction.Status.PENDING)
-        .order_by("id")
-        .values_list("tx_id", "body", "signature")[: limit + len(exclude)]
-    )
-    txs = []
-    for tx_id, body, signature in rows:
+def pending(limit: int, *, exclude: set[str] = frozenset(), max_bytes: int | None = None) -> list[SignedTx]:
+    """The oldest pending transactions, as verified at admission.
+
+    With `max_bytes`, as many of the oldest as fit: each costs its canonical
+    envelope and one separator (ledger.budgets), so a proposer's block stays
+    within MAX_BLOCK_BYTES. The rows are read in chunks and reading stops at
+    the budget, so a pool of large transactions is not loaded whole.
+    """
+    txs: list[SignedTx] = []
+    used = 0
+    for _, tx_id, body, signature in _pending_rows():
         if tx_id in exclude:
             continue
-        txs.append(SignedTx(loads_strict(body), signature, body.encode("utf-8"), tx_id))
-    return txs[:limit]
+        canonical_body = body.encode("utf-8")
+        if max_bytes is not None:
+            used += envelope_bytes(len(canonical_body), signature) + 1
+            if used > max_bytes:
+                break
+        txs.append(SignedTx(loads_strict(body), signature, canonical_body, tx_id))
+        if len(txs) >= limit:
+            break
+    return txs
+
+
+def _pending_rows(
+    *, after: int = 0, received_before: datetime | None = None, first_chunk: int = 64, largest_chunk: int = 1024
+) -> Iterator[tuple[int, str, str, str]]:
+    """(row id, tx_id, body, signature) of pending rows above `after`, oldest first, in growing chunks."""
+    query = Transaction.objects.filter(status=Transaction.Status.PENDING)
+    if received_before is not None:
+        query = query.filter(received_at__lt=received_before)
+    chunk = first_chunk
+    while True:
+        rows = list(query.filter(id__gt=after).order_by("id").values_list("id", "tx_id", "body", "signature")[:chunk])
+        yield from rows
+        if len(rows) < chunk:
+            return
+        after, chunk = rows[-1][0], min(2 * chunk, largest_chunk)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A pending transaction as gossip carries it, with its pool row id and its canonical size."""
+
+    row_id: int
+    tx_id: str
+    envelope: dict[str, Any]
+    size: int  # canonical bytes of the envelope
+
+
+def offers(*, after: int = 0, max_bytes: int, max_count: int, received_before: datetime | None = None) -> list[Offer]:
+    """Pending transactions with a row id above `after`, oldest first, within `max_bytes` and `max_count`.
+
+    Each costs its canonical envelope and one separator. `received_before`
+    keeps only those pooled before that time (the ones a re-offer is for).
+    """
+    found: list[Offer] = []
+    used = 0
+    for row_id, tx_id, body, signature in _pending_rows(after=after, received_before=received_before):
+        size = envelope_bytes(len(body.encode("utf-8")), signature)
+        used += size + 1
+        if found and (used > max_bytes or len(found) >= max_count):
+            break
+        found.append(Offer(row_id, tx_id, {"body": loads_strict(body), "signature": signature}, size))
+    return found
 
 
 def verified_before(txs: list[SignedTx]) -> set[str]:
@@ -217,6 +273,25 @@ def verified_before(txs: list[SignedTx]) -> set[str]:
         rows = Transaction.objects.filter(tx_id__in=ids[start : start + 900]).values_list("tx_id", "signature")
         stored.update(rows)
     return {tx.tx_id for tx in txs if stored.get(tx.tx_id) == tx.signature}
+
+
+SIGNER_INACTIVE = "signer_inactive"
+
+
+def reject_inactive_signers() -> int:
+    """Mark `rejected` (code signer_inactive, no block) every pending transaction that can never commit.
+
+    PROTOCOL.md section 3: a transaction whose signer's key is revoked, or
+    whose signer's organisation is suspended or removed, can never be valid
+    again (neither can be undone), so its 202 ends here. A block that
+    includes it anyway still stands: committing a block overwrites the row.
+    Returns how many it rejected.
+    """
+    inactive = MemberKey.objects.filter(Q(status="revoked") | ~Q(org__status="active")).values("key")
+    with write_transaction():
+        return Transaction.objects.filter(status=Transaction.Status.PENDING, signer__in=inactive).update(
+            status=Transaction.Status.REJECTED, code=SIGNER_INACTIVE
+        )
 
 
 def has_pending() -> bool:

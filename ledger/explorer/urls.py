@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from ledger.explorer import views
+from ledger.explorer import downloads, views
 
 
 class NameConverter:
-    """A namespace or key as the protocol allows them (ledger.protocol.transactions.NAME_RE)."""
+    """A namespace or key as the protocol allows them (consortium_protocol.transactions.NAME_RE)."""
 
     regex = r"[A-Za-z0-9._:-]{1,128}"
 
@@ -45,4 +45,9 @@ urlpatterns = [
     path("network/", views.network, name="network"),
     path("consensus/", views.consensus, name="consensus"),
     path("search/", views.search, name="search"),
+    # CSV and JSON downloads (ledger.explorer.downloads), linked from the list pages.
+    path("download/blocks/", downloads.blocks, name="download-blocks"),
+    path("download/transactions/", downloads.transactions, name="download-transactions"),
+    path("download/membership/", downloads.membership, name="download-membership"),
+    path("download/state/<name:namespace>/<name:key>/", downloads.key_history, name="download-key-history"),
 ]

@@ -41,18 +41,21 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from ledger import pool
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.transactions import SignedTx
+from ledger import budgets, pool
 from ledger.chain import Block, build_block, check_block
 from ledger.consensus.machine import Broadcast, ConsensusMachine, Decide, Evidence, ScheduleTimeout, Timeouts
 from ledger.consensus.messages import Proposal, Vote, certificate_entries
 from ledger.execution import Execution
 from ledger.models import Evidence as EvidenceRow
-from ledger.models import NodeState, Transaction
+from ledger.models import NodeState
 from ledger.node.future import FutureBuffer
 from ledger.node.home import NodeHome
 from ledger.node.inbox import Inbox
@@ -68,8 +71,6 @@ from ledger.node.sync import (
     stored_blocks,
 )
 from ledger.node.wire import message_to_wire
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.transactions import SignedTx
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
 from ledger.writes import write_transaction
 
@@ -77,10 +78,13 @@ logger = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 0.2  # how often an idle engine looks at the pool without a notification (one indexed query)
 STATUS_SECONDS = 1.0  # how often the node tells its peers where it is
-TX_GOSSIP_BATCH = 500
 MAX_STATUS_MESSAGES = 10**6  # a status's "messages" count beyond this is a lie
 # What a malformed peer message can raise while it is checked; anything else is the node's own fault.
 MALFORMED = (ProtocolError, KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
+GOSSIP_BATCHES_PER_TICK = 4  # each at most budgets.GOSSIP_BATCH_BYTES and GOSSIP_BATCH_COUNT
+MEMBERSHIP_CHANGES = frozenset({"member.revoke", "gov.propose", "gov.vote"})  # what can end a signer's rights
+REOFFER_SECONDS = 5.0  # how often pending transactions are offered again to every peer
+REOFFER_AGE_SECONDS = 5.0  # only those pooled at least this long ago (the others are fresh gossip)
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,8 @@ class EngineCore:
         self._stopping = False
         self._last_status = 0.0
         self._gossiped_id = 0
+        self._last_reoffer = self.clock()
+        self._reoffered_id = 0  # the re-offer walks the pool from here, then starts over
         self.peer_links: list[dict[str, Any]] = []  # replaced wholesale by the asyncio side every second
         self._from_peers: deque[str] = deque(maxlen=20000)
         self._from_peers_set: set[str] = set()
@@ -179,6 +185,7 @@ class EngineCore:
 
     def run(self) -> None:
         try:
+            self._end_doomed_transactions()  # a crash may have come between a commit and this
             while not self._stopping:
                 self._run_height()
         finally:
@@ -200,6 +207,9 @@ class EngineCore:
         validators = self.state.membership.validators()
         self._prepared, self._timers, self._started = {}, [], False
         self._log = HeightLog(height)
+        if not validators:
+            self._serve_without_validators()
+            return height
         self.signatures.clear()
         self.far_rounds.clear()
         self.machine = ConsensusMachine(
@@ -241,6 +251,28 @@ class EngineCore:
             handler(peer, *args, **kwargs)
         except MALFORMED as bad:
             logger.info("dropped a malformed message from %s: %s", peer[:12] if peer else "the log", bad)
+
+    def _serve_without_validators(self) -> None:
+        """No validator is left, so no block can ever be certified again: stay up, serve, never exit.
+
+        PROTOCOL.md section 3 (`no_validator_left`) keeps a chain from getting
+        here, but one may predate the rule. Exiting would only crash-loop the
+        node under its supervisor, and its committed chain stays readable and
+        can still be synced by peers.
+        """
+        logger.error("the validator set after block %s is empty: no block can commit any more", self.state.tip.height)
+        self.machine = None
+        while not self._stopping:
+            now = time.monotonic()
+            if now - self._last_status >= STATUS_SECONDS:
+                self._last_status = now
+                self._send_status(None)
+                self._report()
+            kind, payload = self._next_input()
+            if kind == "stop":
+                self._stopping = True
+            elif kind == "peer" and isinstance(payload[1], dict) and payload[1].get("type") == "get_blocks":
+                self._from_peer(*payload)
 
     def _maybe_start(self, resuming: bool) -> None:
         if self._started or self.sync.catching_up(self.state.tip.height, self.clock()):
@@ -290,6 +322,7 @@ class EngineCore:
             self._last_status = now
             self._send_status(None)
             self._gossip_transactions()
+            self._reoffer_pending(now)
             self._ask_for_blocks()
             self._report()
 
@@ -385,7 +418,7 @@ class EngineCore:
         if logged is not None:  # resuming after a crash: propose exactly what was signed
             return logged.block
         close_old_connections()
-        txs = pool.pending(self.max_block_txs)
+        txs = pool.pending(self.max_block_txs, max_bytes=budgets.BLOCK_TX_BYTES)
         block, run = build_block(
             txs,
             tip=self.state.tip,
@@ -432,6 +465,8 @@ class EngineCore:
         self._announce(block, decision.round)
 
     def _announce(self, block: Block, round_: int) -> None:
+        if any(tx.type in MEMBERSHIP_CHANGES for tx in block.txs):  # it may have revoked a key or suspended an org
+            self._end_doomed_transactions()
         self._next_height_at = self.clock() + self.block_interval
         self.on_commit(
             Committed(
@@ -609,30 +644,68 @@ class EngineCore:
             self.network.send(peer, {"type": "consensus", "message": wire})
 
     def _send_pool(self, peer: str) -> None:
-        """A (re)connected peer may have missed our earlier gossip: send it what is still pending."""
+        """A (re)connected peer may have missed our earlier gossip: send it the oldest of what is pending."""
         close_old_connections()
-        rows = pool.pending(TX_GOSSIP_BATCH * 4)
-        for start in range(0, len(rows), TX_GOSSIP_BATCH):
-            envelopes = [tx.envelope() for tx in rows[start : start + TX_GOSSIP_BATCH]]
-            self.network.send(peer, {"type": "txs", "envelopes": envelopes})
+        for batch in self._gossip_batches(pool.offers(**self._tick_budget())):
+            self.network.send(peer, batch)
 
     def _gossip_transactions(self) -> None:
-        """Send transactions this node admitted itself to every peer, in batches."""
+        """Send transactions this node admitted itself to every peer, in batches packed by bytes."""
         close_old_connections()
-        rows = (
-            Transaction.objects.filter(id__gt=self._gossiped_id, status=Transaction.Status.PENDING)
-            .order_by("id")
-            .values_list("id", "tx_id", "body", "signature")[:TX_GOSSIP_BATCH]
-        )
-        from ledger.protocol.canonical import loads_strict
+        fresh = pool.offers(after=self._gossiped_id, **self._tick_budget())
+        if fresh:
+            self._gossiped_id = fresh[-1].row_id
+        ours = [offer for offer in fresh if offer.tx_id not in self._from_peers_set]
+        for batch in self._gossip_batches(ours):
+            self.network.broadcast(batch)
 
-        envelopes = []
-        for row_id, tx_id, body, signature in rows:
-            self._gossiped_id = row_id
-            if tx_id not in self._from_peers_set:
-                envelopes.append({"body": loads_strict(body), "signature": signature})
-        if envelopes:
-            self.network.broadcast({"type": "txs", "envelopes": envelopes})
+    def _reoffer_pending(self, now: float) -> None:
+        """Offer pending transactions again until a block includes them (every 202 ends).
+
+        A batch lost to a full link, a peer that was down, or a validator
+        that restarted would otherwise leave them pending for good. Every
+        REOFFER_SECONDS, one gossip batch of transactions pooled more than
+        REOFFER_AGE_SECONDS ago goes to every peer, walking the whole pool
+        and starting over; a peer that knows them pays a tx id lookup each.
+        """
+        if now - self._last_reoffer < REOFFER_SECONDS:
+            return
+        self._last_reoffer = now
+        close_old_connections()
+        old = timezone.now() - timedelta(seconds=REOFFER_AGE_SECONDS)
+        budget = {"max_bytes": budgets.GOSSIP_BATCH_BYTES, "max_count": budgets.GOSSIP_BATCH_COUNT}
+        offers = pool.offers(after=self._reoffered_id, received_before=old, **budget)
+        if not offers and self._reoffered_id:
+            self._reoffered_id = 0  # the end of the pool: start over next time
+            return
+        if offers:
+            self._reoffered_id = offers[-1].row_id
+        for batch in self._gossip_batches(offers):
+            self.network.broadcast(batch)
+
+    @staticmethod
+    def _tick_budget() -> dict[str, int]:
+        return {
+            "max_bytes": budgets.GOSSIP_BATCH_BYTES * GOSSIP_BATCHES_PER_TICK,
+            "max_count": budgets.GOSSIP_BATCH_COUNT * GOSSIP_BATCHES_PER_TICK,
+        }
+
+    @staticmethod
+    def _gossip_batches(offers: list[pool.Offer]) -> list[dict[str, Any]]:
+        packed = budgets.batches(
+            offers,
+            lambda offer: offer.size + 1,
+            max_bytes=budgets.GOSSIP_BATCH_BYTES,
+            max_count=budgets.GOSSIP_BATCH_COUNT,
+        )
+        return [{"type": "txs", "envelopes": [offer.envelope for offer in batch]} for batch in packed]
+
+    def _end_doomed_transactions(self) -> None:
+        """Reject what can never commit: pending transactions of revoked keys and inactive organisations."""
+        close_old_connections()
+        ended = pool.reject_inactive_signers()
+        if ended:
+            logger.info("rejected %s pending transactions whose signer can never sign again (signer_inactive)", ended)
 
 
 def _evidence_wire(message: Vote | Proposal) -> dict[str, Any]:

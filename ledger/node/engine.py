@@ -22,13 +22,13 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from consortium_protocol.errors import ProtocolError
 from ledger import pool
 from ledger.consensus.machine import Timeouts
 from ledger.node.core import Committed, EngineCore, Network
 from ledger.node.home import NodeHome
 from ledger.node.notify import ENGINE_GROUP
 from ledger.node.sync import blocks_request, stored_blocks
-from ledger.protocol.errors import ProtocolError
 from ledger.services import LedgerState, open_chain
 
 if TYPE_CHECKING:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import verify
+from consortium_protocol.votes import vote_bytes
 from ledger.consensus.messages import Proposal, Vote, proposal_bytes
 from ledger.node.wire import message_from_wire
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import verify
-from ledger.protocol.votes import vote_bytes
 
 Message = Vote | Proposal
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from consortium_protocol.errors import ProtocolError
 from ledger.consensus.messages import PRECOMMIT, Proposal, Vote
 from ledger.node.wire import message_from_wire
-from ledger.protocol.errors import ProtocolError
 
 
 def _logged_blocks(signed: list[Vote | Proposal], seen: list[dict[str, Any]], chain_id: str) -> dict[str, Any]:

@@ -19,12 +19,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.votes import check_certificate
+from ledger.budgets import SYNC_REPLY_BYTES, block_bytes, envelope_bytes, sync_entry_bytes
 from ledger.chain import Block, check_block, parse_block
 from ledger.models import Block as BlockRow
 from ledger.models import Transaction
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.votes import check_certificate
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
 
 MAX_BLOCKS_PER_RESPONSE = 20
@@ -110,21 +111,25 @@ def certificate_round(commit: Any) -> int:
     return round_
 
 
-def stored_blocks(start: int, count: int) -> list[dict[str, Any]]:
-    """Blocks start, start+1, … as sync entries: {"block", "commit", "round"}."""
+def stored_blocks(start: int, count: int, *, max_bytes: int = SYNC_REPLY_BYTES) -> list[dict[str, Any]]:
+    """Blocks start, start+1, … as sync entries: {"block", "commit", "round"}.
+
+    At most `count` (and MAX_BLOCKS_PER_RESPONSE) blocks whose entries
+    encode to at most `max_bytes` together, and always the first one, so a
+    reply of the largest valid block still goes out.
+    """
     count = max(0, min(count, MAX_BLOCKS_PER_RESPONSE))
     rows = BlockRow.objects.filter(height__gte=start, height__lt=start + count).order_by("height")
-    entries = []
+    entries, used = [], 0
     for row in rows.prefetch_related("commit_signatures"):
-        txs = Transaction.objects.filter(block=row).order_by("index").values_list("body", "signature")
+        txs = list(Transaction.objects.filter(block=row).order_by("index").values_list("body", "signature"))
+        header, commit = row.header(), [sig.as_dict() for sig in row.commit_signatures.all()]
+        size = block_bytes(header, (envelope_bytes(len(body.encode("utf-8")), signature) for body, signature in txs))
+        used += sync_entry_bytes(size, commit, row.round) + 1
+        if entries and used > max_bytes:
+            break  # measured before parsing: a block left for the next reply costs no JSON parse
         envelopes = [{"body": loads_strict(body), "signature": signature} for body, signature in txs]
-        entries.append(
-            {
-                "block": {"header": row.header(), "txs": envelopes},
-                "commit": [sig.as_dict() for sig in row.commit_signatures.all()],
-                "round": row.round,
-            }
-        )
+        entries.append({"block": {"header": header, "txs": envelopes}, "commit": commit, "round": row.round})
     return entries
 
 
@@ -138,13 +143,15 @@ def apply_synced_block(state: LedgerState, entry: Any, *, verified=lambda txs: s
     block = parse_block(entry["block"], chain_id=state.tip.chain_id, verified=verified)
     if block.height != state.tip.height + 1:
         raise ProtocolError("wrong_height", f"expected block {state.tip.height + 1}")
-    check_certificate(
+    decided = check_certificate(
         entry["commit"],
         chain_id=state.tip.chain_id,
         height=block.height,
         block_hash=block.hash,
         validators=state.membership.validators(),
     )
+    if round_ != decided:
+        raise ProtocolError("bad_sync", f"round {round_} is not the certificate's round {decided}")
     run = check_block(
         block,
         tip=state.tip,

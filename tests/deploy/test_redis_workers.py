@@ -27,10 +27,10 @@ import pytest
 import websockets
 from channels_redis.core import RedisChannelLayer
 
-from ledger.client import Node, sign_tx
+from consortium_client import Client, sign_tx
+from consortium_protocol.keys import read_key_file
 from ledger.node.notify import ENGINE_GROUP
-from ledger.protocol.keys import read_key_file
-from tests.client.test_tx_end_to_end import create_token
+from tests.client.support import create_token
 from tests.processes import MANAGE, REPO, NodeLauncher, NodeProcess, free_port, manage, node_env, wait_until_serving
 
 pytestmark = pytest.mark.slow
@@ -98,7 +98,8 @@ def put(pair: Pair, key: str) -> str:
         tx_type="state.put",
         payload={"namespace": "deploy", "key": key, "value": 1},
     )
-    assert Node(pair.worker.http_url).submit(tx) == ("pending", True)
+    sent = Client(pair.worker.http_url).submit(tx)
+    assert (sent.status, sent.created) == ("pending", True)
     return tx.tx_id
 
 
@@ -129,15 +130,15 @@ async def test_submission_to_the_worker_wakes_the_engine_and_commits(pair: Pair)
         await layer.group_discard(ENGINE_GROUP, channel)
         await layer.close_pools()
 
-    reader = Node(pair.worker.http_url, pair.token)
+    reader = Client(pair.worker.http_url, token=pair.token)
     deadline = time.monotonic() + COMMIT_TIMEOUT
-    record = await asyncio.to_thread(reader.transaction, tx_id)
+    record = await asyncio.to_thread(reader.transaction_record, tx_id)
     while (record or {}).get("status") != "committed" and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-        record = await asyncio.to_thread(reader.transaction, tx_id)
+        record = await asyncio.to_thread(reader.transaction_record, tx_id)
     assert record is not None and record["status"] == "committed", record
     # The engine's process serves the same database: it reports the same block.
-    assert Node(pair.engine.http_url, pair.token).transaction(tx_id) == record
+    assert Client(pair.engine.http_url, token=pair.token).transaction_record(tx_id) == record
 
 
 def login(pair: Pair) -> str:
@@ -181,7 +182,7 @@ async def test_a_dashboard_socket_on_the_worker_receives_the_engines_block_event
 
         block, ours = await asyncio.wait_for(events_until_ours(), COMMIT_TIMEOUT)
     assert ours["status"] == "committed" and block["tx_count"] >= 1
-    record = Node(pair.worker.http_url, pair.token).transaction(tx_id)
+    record = Client(pair.worker.http_url, token=pair.token).transaction_record(tx_id)
     assert record is not None and (record["status"], record["block_height"]) == ("committed", block["height"])
 
 

@@ -18,6 +18,7 @@ from consortium.asgi import application
 from ledger.explorer.events import commit_events
 from ledger.node.engine import topic_group
 from peers import dashboard
+from tests.layers import settle_channel_layer
 
 ORIGIN = b"http://127.0.0.1:8000"
 BLOCK = {"type": "block.committed", "height": 7, "hash": "ab" * 32, "round": 0, "tx_count": 2, "time_ms": 1}
@@ -26,6 +27,7 @@ BLOCK = {"type": "block.committed", "height": 7, "hash": "ab" * 32, "round": 0, 
 @pytest.fixture
 async def worker_db(transactional_db: None) -> AsyncIterator[None]:
     yield
+    await settle_channel_layer()
     # Sessions are read on asgiref's worker thread: close its connection there, or PostgreSQL keeps the test
     # database busy at teardown.
     await database_sync_to_async(connections.close_all)()

@@ -17,8 +17,8 @@ import urllib.request
 
 import pytest
 
-from ledger.protocol.canonical import MAX_SAFE_INTEGER
-from ledger.protocol.keys import read_key_file
+from consortium_protocol.canonical import MAX_SAFE_INTEGER
+from consortium_protocol.keys import read_key_file
 from tests.network.byzantine import ByzantinePeer
 from tests.network.consortium import CHAIN_ID, Load, LocalConsortium
 from tests.processes import NodeLauncher

@@ -37,6 +37,10 @@ from django.core.management import call_command
 from django.db import connections
 from django.db.utils import load_backend
 
+from consortium_protocol.canonical import MAX_SAFE_INTEGER
+from consortium_protocol.keys import SigningKey, write_key_file
+from consortium_protocol.transactions import sign_body
+from consortium_protocol.votes import check_certificate
 from ledger import pool
 from ledger.chain import build_block
 from ledger.consensus.machine import Timeouts
@@ -46,10 +50,6 @@ from ledger.node.core import EngineCore, Network
 from ledger.node.home import load_home
 from ledger.node.sync import stored_blocks
 from ledger.node.wire import message_to_wire
-from ledger.protocol.canonical import MAX_SAFE_INTEGER
-from ledger.protocol.keys import SigningKey, write_key_file
-from ledger.protocol.transactions import sign_body
-from ledger.protocol.votes import check_certificate
 from ledger.services import DatabaseStateReader, open_chain
 from tests.chainkit import Org, make_genesis
 

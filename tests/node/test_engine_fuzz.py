@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.protocol.canonical import MAX_SAFE_INTEGER
+from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from tests.node.validators import FourValidators, consensus
 
 pytestmark = pytest.mark.django_db(transaction=True)

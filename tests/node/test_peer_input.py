@@ -12,12 +12,12 @@ import time
 
 import pytest
 
+from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from ledger.models import Block, Evidence, NodeState
 from ledger.node.core import EngineCore
 from ledger.node.future import MAX_PER_SENDER
 from ledger.node.inbox import MAX_QUEUED_PER_PEER
 from ledger.node.sync import DISTRUST_SECONDS, SYNC_RETRY_SECONDS
-from ledger.protocol.canonical import MAX_SAFE_INTEGER
 from tests.node.validators import FakeClock, FourValidators, consensus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -276,8 +276,8 @@ def test_far_rounds_that_f_plus_one_validators_are_in_move_the_machine_there(net
 
 
 def test_evidence_and_blocks_store_rounds_beyond_32_bits(net):
+    from consortium_protocol.errors import ProtocolError
     from ledger.node.sync import apply_synced_block
-    from ledger.protocol.errors import ProtocolError
 
     core = net.core()
     block = net.block(core, net.proposer(1, 0))

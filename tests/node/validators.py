@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from consortium_protocol.keys import SigningKey, write_key_file
+from consortium_protocol.transactions import sign_body
 from ledger import pool
 from ledger.chain import Block, build_block
 from ledger.consensus.machine import Timeouts
@@ -19,8 +21,6 @@ from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
 from ledger.node.core import EngineCore, Network
 from ledger.node.home import load_home
 from ledger.node.wire import message_to_wire
-from ledger.protocol.keys import SigningKey, write_key_file
-from ledger.protocol.transactions import sign_body
 from ledger.services import DatabaseStateReader, open_chain
 from tests.chainkit import Org, make_genesis
 

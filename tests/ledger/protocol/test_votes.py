@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.votes import PRECOMMIT, PREVOTE, check_certificate, quorum, sign_vote, third, vote_bytes
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.votes import PRECOMMIT, PREVOTE, check_certificate, quorum, sign_vote, third, vote_bytes
 
 CHAIN = "test-chain"
 HEIGHT = 7
@@ -80,8 +80,10 @@ def test_certificate_signed_by_exactly_a_quorum_is_valid() -> None:
     check(certificate(VALIDATORS[:3]))
 
 
-def test_signers_may_have_voted_in_different_rounds() -> None:
-    check([entry(VALIDATORS[0], 0), entry(VALIDATORS[1], 3), entry(VALIDATORS[2], 1)])
+def test_signers_from_different_rounds_are_not_a_certificate() -> None:
+    """PROTOCOL.md section 4: a decision is a quorum of one round."""
+    assert "one round only" in rejection([entry(VALIDATORS[0], 0), entry(VALIDATORS[1], 3), entry(VALIDATORS[2], 1)])
+    check([entry(VALIDATORS[0], 3), entry(VALIDATORS[1], 3), entry(VALIDATORS[2], 3)])
 
 
 def test_validators_may_be_given_as_a_set_in_any_order() -> None:
@@ -111,7 +113,7 @@ def test_signature_by_a_non_validator_is_rejected() -> None:
 
 
 def test_round_other_than_the_signed_one_is_rejected() -> None:
-    commit = [*certificate(VALIDATORS[:2]), entry(VALIDATORS[2], 1, signed_round=0)]
+    commit = [entry(VALIDATORS[0], 1), entry(VALIDATORS[1], 1), entry(VALIDATORS[2], 1, signed_round=0)]
     assert "does not verify" in rejection(commit)
 
 

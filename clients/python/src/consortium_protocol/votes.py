@@ -35,12 +35,18 @@ def sign_vote(key: SigningKey, vote_type: str, chain_id: str, height: int, round
 
 def check_certificate(
     commit: Any, *, chain_id: str, height: int, block_hash: str, validators: list[str] | set[str]
-) -> None:
-    """Raise ProtocolError unless `commit` holds valid precommits of a quorum of `validators`."""
+) -> int:
+    """The round of `commit`; ProtocolError unless it holds valid precommits of a quorum of `validators`.
+
+    Every precommit must be of one round, the round in which the block was
+    decided (PROTOCOL.md section 4): a quorum mixed from several rounds can
+    exist for a block that was never decided.
+    """
     if not isinstance(commit, list):
         raise ProtocolError("bad_certificate", "a commit certificate is a list")
     members = set(validators)
     signers: set[str] = set()
+    decided: int | None = None
     for i, entry in enumerate(commit):
         if not isinstance(entry, dict) or set(entry) != {"validator", "round", "signature"}:
             raise ProtocolError("bad_certificate", f"commit[{i}] has exactly validator, round and signature")
@@ -51,6 +57,11 @@ def check_certificate(
             raise ProtocolError("bad_certificate", f"commit[{i}] repeats validator {validator[:12]}")
         if not isinstance(round_, int) or isinstance(round_, bool) or round_ < 0:
             raise ProtocolError("bad_certificate", f"commit[{i}].round must be a non-negative integer")
+        if decided is not None and round_ != decided:
+            raise ProtocolError(
+                "bad_certificate", f"commit[{i}] is of round {round_}, commit[0] of round {decided}: one round only"
+            )
+        decided = round_
         message = vote_bytes(PRECOMMIT, chain_id, height, round_, block_hash)
         if not verify(validator, message, entry["signature"]):
             raise ProtocolError("bad_certificate", f"commit[{i}] has a signature that does not verify")
@@ -58,3 +69,4 @@ def check_certificate(
     needed = quorum(len(members))
     if len(signers) < needed:
         raise ProtocolError("bad_certificate", f"{len(signers)} of {len(members)} validators signed; {needed} needed")
+    return decided

@@ -7,8 +7,6 @@ Each `apply_*` either changes the membership and returns, or raises
 
 from __future__ import annotations
 
-from ledger.protocol.transactions import SignedTx
-
 from .membership import (
     ACTIVE,
     FAILED,
@@ -22,6 +20,26 @@ from .membership import (
     Rejected,
     VoteState,
 )
+from .transactions import SignedTx
+
+MEMBERSHIP_TYPES = ("member.add", "member.revoke", "gov.propose", "gov.vote")
+
+
+def apply_membership_tx(state: Membership, tx: SignedTx, height: int, index: int) -> None:
+    """Apply one membership transaction (a type in MEMBERSHIP_TYPES) at its block position.
+
+    The node's block executor and the member's light client both call this, so
+    they derive the same organisations, keys and validator sets."""
+    if tx.type == "member.add":
+        apply_member_add(state, tx, height)
+    elif tx.type == "member.revoke":
+        apply_member_revoke(state, tx, height)
+    elif tx.type == "gov.propose":
+        apply_gov_propose(state, tx, height, index)
+    elif tx.type == "gov.vote":
+        apply_gov_vote(state, tx, height)
+    else:
+        raise Rejected("unknown_type")
 
 
 def apply_member_add(state: Membership, tx: SignedTx, height: int) -> None:
@@ -89,6 +107,13 @@ def _check_action(state: Membership, action: str, org: dict) -> None:
         raise Rejected("org_removed")
     if target.status == ACTIVE and state.active_org_ids() == [target.org_id]:
         raise Rejected("no_active_org_left")
+    if not _validators_without(state, target.org_id):
+        raise Rejected("no_validator_left")
+
+
+def _validators_without(state: Membership, org_id: str) -> list[str]:
+    """The validator set once `org_id` is suspended or removed."""
+    return [key for key in state.validators() if state.peers[key].org_id != org_id]
 
 
 def _open_adds(state: Membership) -> list[ProposalState]:
@@ -138,8 +163,9 @@ def _enact(state: Membership, proposal: ProposalState, height: int) -> bool:
 
     Its preconditions were checked when it was made, but another proposal may
     have passed since (the same keys admitted elsewhere, the target already
-    suspended, or the last active organisation at stake), so they are checked
-    again and a proposal that no longer applies fails instead.
+    suspended, the last active organisation or the last validator at stake),
+    so they are checked again and a proposal that no longer applies fails
+    instead.
     """
     try:
         if proposal.action == "org.add":
