@@ -104,7 +104,7 @@ def certificate_round(commit: Any) -> int:
     """The single round of a commit certificate's precommits (a decision is a quorum of one round)."""
     rounds = {entry.get("round") for entry in commit if isinstance(entry, dict)} if isinstance(commit, list) else set()
     if len(rounds) != 1:
-        raise ProtocolError("mixed_round", "a commit certificate's precommits are of one round")
+        raise ProtocolError("bad_certificate", "a commit certificate's precommits are of one round")
     (round_,) = rounds
     if not isinstance(round_, int) or isinstance(round_, bool) or round_ < 0:
         raise ProtocolError("bad_certificate", "a certificate's round is a non-negative integer")
