@@ -34,7 +34,7 @@ class Block(models.Model):
     tx_root = models.CharField(max_length=64)
     results_hash = models.CharField(max_length=64)
     validators_hash = models.CharField(max_length=64)
-    round = models.PositiveIntegerField(default=0, help_text="the consensus round that decided it")
+    round = models.PositiveBigIntegerField(default=0, help_text="the consensus round that decided it")
     committed_at = models.DateTimeField(
         default=timezone.now, editable=False, help_text="when this node committed it (local clock; not hashed)"
     )
@@ -67,7 +67,7 @@ class CommitSignature(models.Model):
 
     block = models.ForeignKey(Block, on_delete=models.CASCADE, related_name="commit_signatures")
     validator = models.CharField(max_length=64)
-    round = models.PositiveIntegerField()
+    round = models.PositiveBigIntegerField()
     signature = models.CharField(max_length=128)
 
     class Meta:
@@ -163,7 +163,7 @@ class Evidence(models.Model):
     """
 
     height = models.PositiveBigIntegerField()
-    round = models.PositiveIntegerField()
+    round = models.PositiveBigIntegerField()
     kind = models.CharField(max_length=16, help_text="proposal, prevote or precommit")
     validator = models.CharField(max_length=64, db_index=True)
     first = models.JSONField(help_text="the first signed message, as on the wire")
@@ -190,7 +190,7 @@ class NodeState(models.Model):
 
     node_key = models.CharField(max_length=64)
     height = models.PositiveBigIntegerField(default=0)
-    round = models.PositiveIntegerField(default=0)
+    round = models.PositiveBigIntegerField(default=0)
     step = models.CharField(max_length=16, default="propose")
     syncing = models.BooleanField(default=False)
     sync_target = models.PositiveBigIntegerField(default=0)

@@ -171,6 +171,9 @@ class ConsensusMachine:
         self.step = PROPOSE
         self.locked_value: Block = None
         self.locked_round = -1
+        # The locked block's id: after a restart the lock may be known from the
+        # node's own precommit before (or without) the block itself.
+        self._locked_id: str | None = None
         self.valid_value: Block = None
         self.valid_round = -1
         self.decision: Decide | None = None
@@ -213,7 +216,7 @@ class ConsensusMachine:
             round=self.round,
             step=self.step,
             locked_round=self.locked_round,
-            locked_hash=self._id_or_none(self.locked_value),
+            locked_hash=self._locked_id,
             valid_round=self.valid_round,
             valid_hash=self._id_or_none(self.valid_value),
             decided_round=decision.round if decision else None,
@@ -224,11 +227,34 @@ class ConsensusMachine:
 
     # ---- inputs --------------------------------------------------------
 
+    def resume(
+        self,
+        *,
+        round_: int,
+        locked: tuple[int, str, Block] | None = None,
+        valid: tuple[int, str, Block] | None = None,
+    ) -> None:
+        """Before start: restore what a restarted node had reached, from its own signatures.
+
+        `round_` is the highest round it signed in, where it starts again;
+        `locked` and `valid` are (round, block id, block or None), as its own
+        logged precommits and proposals show them. A lock restored here is
+        exactly the one rule 4 took before the crash, so the node never
+        prevotes against it (amnesia would be Byzantine).
+        """
+        if self._started:
+            raise RuntimeError("resume() comes before start()")
+        self.round = max(self.round, round_)
+        if locked is not None and locked[0] > self.locked_round:
+            self.locked_round, self._locked_id, self.locked_value = locked
+        if valid is not None and valid[0] > self.valid_round and valid[2] is not None:
+            self.valid_round, _, self.valid_value = valid
+
     def start(self) -> list[Effect]:
-        """StartRound(0). Messages fed before start are kept and count from here on."""
+        """StartRound(0), or the round resume() restored. Messages fed before start count from here on."""
         if not self._started:
             self._started = True
-            self._start_round(0)
+            self._start_round(self.round)
             self._evaluate()
         return self._drain()
 
@@ -374,6 +400,7 @@ class ConsensusMachine:
         self._fired.add((4, self.round))
         if self.step == PREVOTE:
             self.locked_value, self.locked_round = proposal.block, self.round
+            self._locked_id = proposal.block_hash
             self._precommit(proposal.block_hash)
         # Even after precommitting nil, remember the value a quorum backed so
         # that, as proposer later, this node re-proposes it with its proof.
@@ -490,7 +517,7 @@ class ConsensusMachine:
         return known
 
     def _is_locked_on(self, proposal: Proposal) -> bool:
-        return self.locked_value is not None and self._block_id(self.locked_value) == proposal.block_hash
+        return self._locked_id is not None and self._locked_id == proposal.block_hash
 
     def _id_or_none(self, block: Block) -> str | None:
         return None if block is None else self._block_id(block)

@@ -19,8 +19,16 @@ One height, in order:
 Gossip and catch-up (docs/peers.md) are handled here too, because they
 need the same single view of the chain: consensus messages are relayed
 once, the messages of the current height are re-sent to a peer that
-(re)connects or reports fewer of them, and a node that sees a peer ahead
-stops taking part in consensus until block sync has brought it level.
+(re)connects or reports fewer of them, and a node that block sync proves
+behind (verified blocks arriving) stops taking part in consensus until it
+is level.
+
+Every peer message is checked for shape, bounds and signature before it is
+stored, logged, relayed or replayed (`intake`); next-height messages wait in
+a budget per validator (`future`), far-round ones in a bound per validator
+(`rounds`), and a peer's claimed height is only a hint (`sync.SyncTracker`).
+A bad message is dropped; the thread's exit (engine.py) is for the node's
+own faults only.
 """
 
 from __future__ import annotations
@@ -44,14 +52,25 @@ from consortium_protocol.transactions import SignedTx
 from ledger import budgets, pool
 from ledger.chain import Block, build_block, check_block
 from ledger.consensus.machine import Broadcast, ConsensusMachine, Decide, Evidence, ScheduleTimeout, Timeouts
-from ledger.consensus.messages import Proposal, Vote, certificate_entries, verify_proposal, verify_vote
+from ledger.consensus.messages import Proposal, Vote, certificate_entries
 from ledger.execution import Execution
 from ledger.models import Evidence as EvidenceRow
 from ledger.models import NodeState
+from ledger.node.future import FutureBuffer
 from ledger.node.home import NodeHome
+from ledger.node.inbox import Inbox
+from ledger.node.intake import SignatureCheck, check_for_height, parse_consensus
+from ledger.node.resume import resume_point
+from ledger.node.rounds import FarRounds
 from ledger.node.signlog import SigningLog
-from ledger.node.sync import MAX_BLOCKS_PER_RESPONSE, apply_synced_block, stored_blocks
-from ledger.node.wire import message_from_wire, message_to_wire
+from ledger.node.sync import (
+    MAX_BLOCKS_PER_RESPONSE,
+    SyncTracker,
+    apply_synced_block,
+    blocks_request,
+    stored_blocks,
+)
+from ledger.node.wire import message_to_wire
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
 from ledger.writes import write_transaction
 
@@ -59,8 +78,9 @@ logger = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 0.2  # how often an idle engine looks at the pool without a notification (one indexed query)
 STATUS_SECONDS = 1.0  # how often the node tells its peers where it is
-SYNC_RETRY_SECONDS = 3.0  # how long to wait for blocks before asking again
-MAX_FUTURE_MESSAGES = 2000  # messages kept for the next height, so a fast peer is not lost
+MAX_STATUS_MESSAGES = 10**6  # a status's "messages" count beyond this is a lie
+# What a malformed peer message can raise while it is checked; anything else is the node's own fault.
+MALFORMED = (ProtocolError, KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
 GOSSIP_BATCHES_PER_TICK = 4  # each at most budgets.GOSSIP_BATCH_BYTES and GOSSIP_BATCH_COUNT
 MEMBERSHIP_CHANGES = frozenset({"member.revoke", "gov.propose", "gov.vote"})  # what can end a signer's rights
 REOFFER_SECONDS = 5.0  # how often pending transactions are offered again to every peer
@@ -88,17 +108,6 @@ class Network:
 
 
 @dataclass
-class SyncState:
-    target: int = 0  # the highest committed height a peer reported
-    peer: str | None = None
-    asked_at: float = 0.0
-    asked_from: int = 0
-
-    def behind(self, height: int) -> bool:
-        return self.target > height
-
-
-@dataclass
 class HeightLog:
     """Every valid consensus message of the current height, as sent on the wire."""
 
@@ -117,6 +126,7 @@ class EngineCore:
         network: Network | None = None,
         on_commit: Callable[[Committed], None] = lambda committed: None,
         block_interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.home = home
         self.state = state
@@ -127,22 +137,26 @@ class EngineCore:
         # Like CometBFT's timeout_commit: a pause between heights, so that under
         # load a block gathers many transactions instead of one each.
         self.block_interval = block_interval
+        self.clock = clock
         self._next_height_at = 0.0
         self.me = home.node_key.public_key
         self.signing = SigningLog(home.path, home.node_key, home.chain_id)
-        self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.inbox = Inbox()
         self.machine: ConsensusMachine | None = None
-        self.sync = SyncState()
+        self.sync = SyncTracker()
+        self.signatures = SignatureCheck()
+        self.future = FutureBuffer()
+        self.far_rounds = FarRounds()
         self._timers: list[tuple[float, int, str, int, int]] = []
         self._sequence = itertools.count()
         self._prepared: dict[str, Execution] = {}
         self._log = HeightLog(0)
-        self._future: list[dict[str, Any]] = []
         self._started = False
+        self._resuming = False
         self._stopping = False
         self._last_status = 0.0
         self._gossiped_id = 0
-        self._last_reoffer = time.monotonic()
+        self._last_reoffer = self.clock()
         self._reoffered_id = 0  # the re-offer walks the pool from here, then starts over
         self.peer_links: list[dict[str, Any]] = []  # replaced wholesale by the asyncio side every second
         self._from_peers: deque[str] = deque(maxlen=20000)
@@ -153,8 +167,9 @@ class EngineCore:
     def wake(self) -> None:
         self.inbox.put(("wake", None))
 
-    def deliver(self, peer: str, message: dict[str, Any]) -> None:
-        self.inbox.put(("peer", (peer, message)))
+    def deliver(self, peer: str, message: dict[str, Any]) -> bool:
+        """Queue a peer's message; False when that peer's share of the inbox is full (it is dropped)."""
+        return self.inbox.put_from_peer(peer, message)
 
     def peer_up(self, peer: str) -> None:
         self.inbox.put(("peer_up", peer))
@@ -182,13 +197,21 @@ class EngineCore:
         return self.state.tip.height + 1
 
     def _run_height(self) -> None:
+        height = self.begin_height()
+        while not self._stopping and not self.machine.done and self.height == height:
+            self.step(*self._next_input())
+
+    def begin_height(self) -> int:
+        """Build the machine of the next height, restore what was signed there, replay what was kept."""
         height = self.height
         validators = self.state.membership.validators()
         self._prepared, self._timers, self._started = {}, [], False
         self._log = HeightLog(height)
         if not validators:
             self._serve_without_validators()
-            return
+            return height
+        self.signatures.clear()
+        self.far_rounds.clear()
         self.machine = ConsensusMachine(
             chain_id=self.home.chain_id,
             height=height,
@@ -198,21 +221,36 @@ class EngineCore:
             block_id=lambda block: block.hash,
             make_block=self._make_block,
             timeouts=self.timeouts,
+            verifier=self.signatures,
         )
         replay = self.signing.begin_height(height) if self.me in validators else []
+        seen = list(self.signing.seen) if self.me in validators else []
+        if replay:
+            # Lock, valid value and round from our own signatures, before anything new is signed.
+            self.machine.resume(**resume_point(replay, seen, chain_id=self.home.chain_id))
+        self._resuming = bool(replay)
         for message in replay:
+            self.signatures.remember(self.home.chain_id, message)
             self._feed(message)
-        for wire in list(self.signing.seen) if self.me in validators else []:
-            # What others sent us before a crash, so the machine regains its lock.
-            self._consensus_from_peer(None, wire, replaying=True)
-        future, self._future = self._future, []
-        for wire in future:
-            self._consensus_from_peer(None, wire)
-        while not self._stopping and not self.machine.done and self.height == height:
-            self._maybe_start(bool(replay))
-            self._periodic()
-            kind, payload = self._next_input()
-            self._handle(kind, payload)
+        for wire in seen:
+            # What others sent us before a crash, checked again like any peer message.
+            self._guarded(self._consensus_from_peer, None, wire, replaying=True)
+        for message, wire in self.future.take(height):
+            self._guarded(self._admit, None, message, wire)
+        return height
+
+    def step(self, kind: str, payload: Any) -> None:
+        """One input of the engine loop (the simulation drives this directly)."""
+        self._maybe_start(self._resuming)
+        self._periodic()
+        self._handle(kind, payload)
+        self._release_far_rounds()
+
+    def _guarded(self, handler: Callable[..., None], peer: str | None, *args: Any, **kwargs: Any) -> None:
+        try:
+            handler(peer, *args, **kwargs)
+        except MALFORMED as bad:
+            logger.info("dropped a malformed message from %s: %s", peer[:12] if peer else "the log", bad)
 
     def _serve_without_validators(self) -> None:
         """No validator is left, so no block can ever be certified again: stay up, serve, never exit.
@@ -237,9 +275,9 @@ class EngineCore:
                 self._from_peer(*payload)
 
     def _maybe_start(self, resuming: bool) -> None:
-        if self._started or self.sync.behind(self.state.tip.height):
+        if self._started or self.sync.catching_up(self.state.tip.height, self.clock()):
             return  # never vote while catching up
-        if not resuming and time.monotonic() < self._next_height_at:
+        if not resuming and self.clock() < self._next_height_at:
             return
         if resuming or self._log.messages or self._pool_has_work():
             self._started = True
@@ -265,12 +303,13 @@ class EngineCore:
         return pool.has_pending()
 
     def _next_input(self) -> tuple[str, Any]:
-        if self._timers and self._timers[0][0] <= time.monotonic():
+        now = self.clock()
+        if self._timers and self._timers[0][0] <= now:
             _, _, kind, height, round_ = heapq.heappop(self._timers)
             return "timeout", (kind, height, round_)
-        until_timer = self._timers[0][0] - time.monotonic() if self._timers else IDLE_CHECK_SECONDS
-        if not self._started and self._next_height_at > time.monotonic():
-            until_timer = min(until_timer, self._next_height_at - time.monotonic())
+        until_timer = self._timers[0][0] - now if self._timers else IDLE_CHECK_SECONDS
+        if not self._started and self._next_height_at > now:
+            until_timer = min(until_timer, self._next_height_at - now)
         wait = max(0.0, min(until_timer, STATUS_SECONDS))
         try:
             return self.inbox.get(timeout=wait)
@@ -278,7 +317,7 @@ class EngineCore:
             return "idle", None
 
     def _periodic(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last_status >= STATUS_SECONDS:
             self._last_status = now
             self._send_status(None)
@@ -294,15 +333,16 @@ class EngineCore:
             self._write_report()
 
     def _write_report(self) -> None:
+        tip, catching_up = self.state.tip.height, self._catching_up()
         NodeState.objects.update_or_create(
             pk=1,
             defaults={
                 "node_key": self.me,
-                "height": self.state.tip.height,
+                "height": tip,
                 "round": self.machine.round if self.machine else 0,
                 "step": self.machine.step if self.machine and self._started else "idle",
-                "syncing": self.sync.behind(self.state.tip.height),
-                "sync_target": max(self.sync.target, self.state.tip.height),
+                "syncing": catching_up,
+                "sync_target": self.sync.target(tip) if catching_up else tip,
                 "links": self.peer_links,
                 "updated_at": timezone.now(),
             },
@@ -333,6 +373,7 @@ class EngineCore:
                     logger.warning("refused to sign %s: it conflicts with the signing log", effect.intent)
                     continue
                 wire = message_to_wire(signed)
+                self.signatures.remember(self.home.chain_id, signed)
                 self._log.messages[_message_key(signed)] = wire
                 outgoing.append({"type": "consensus", "message": wire})
                 machine_effects = (
@@ -340,7 +381,7 @@ class EngineCore:
                 )
                 pending.extend(machine_effects)
             elif isinstance(effect, ScheduleTimeout):
-                deadline = time.monotonic() + effect.seconds
+                deadline = self.clock() + effect.seconds
                 heapq.heappush(self._timers, (deadline, next(self._sequence), effect.kind, effect.height, effect.round))
             elif isinstance(effect, Decide):
                 self._commit(effect)
@@ -426,7 +467,7 @@ class EngineCore:
     def _announce(self, block: Block, round_: int) -> None:
         if any(tx.type in MEMBERSHIP_CHANGES for tx in block.txs):  # it may have revoked a key or suspended an org
             self._end_doomed_transactions()
-        self._next_height_at = time.monotonic() + self.block_interval
+        self._next_height_at = self.clock() + self.block_interval
         self.on_commit(
             Committed(
                 block.height, block.hash, round_, len(block.txs), block.header["time_ms"], block.header["proposer"]
@@ -440,33 +481,54 @@ class EngineCore:
         if not isinstance(message, dict):
             return
         kind = message.get("type")
-        try:
-            if kind == "consensus":
-                self._consensus_from_peer(peer, message.get("message"))
-            elif kind == "status":
-                self._status_from_peer(peer, message)
-            elif kind == "get_blocks":
-                self._serve_blocks(peer, message)
-            elif kind == "blocks":
-                self._blocks_from_peer(peer, message)
-        except (ProtocolError, KeyError, TypeError, ValueError) as bad:
-            logger.info("dropped a malformed %s message from %s: %s", kind, peer[:12] if peer else "-", bad)
+        if not isinstance(kind, str):
+            return
+        handler = {
+            "consensus": self._consensus_message,
+            "status": self._status_from_peer,
+            "get_blocks": self._serve_blocks,
+            "blocks": self._blocks_from_peer,
+        }.get(kind)
+        if handler is not None:
+            self._guarded(handler, peer, message)
+
+    def _consensus_message(self, peer: str, message: dict[str, Any]) -> None:
+        self._consensus_from_peer(peer, message.get("message"))
 
     def _consensus_from_peer(self, peer: str | None, wire: Any, *, replaying: bool = False) -> None:
-        if not isinstance(wire, dict) or not isinstance(wire.get("height"), int):
-            raise ProtocolError("bad_message", "a consensus message needs a height")
-        height = wire["height"]
-        if height == self.height + 1:
-            if len(self._future) < MAX_FUTURE_MESSAGES:
-                self._future.append(wire)
+        if not isinstance(wire, dict):
+            raise ProtocolError("bad_message", "a consensus message is an object")
+        height = wire.get("height")
+        if height == self.height + 1 and not replaying:
+            # Parsed and signature-checked now; kept within its signer's budget (future.py).
+            message = parse_consensus(wire, chain_id=self.home.chain_id, verified=self._already_verified)
+            if message.sender not in self.machine.validators:
+                raise ProtocolError("not_validator", "the sender is not a validator")
+            self.signatures.check(self.home.chain_id, message)
+            self.future.add(height, message, wire)
             return
         if height != self.height or _wire_key(wire) in self._log.messages:
             # Stale, too far ahead (status and block sync cover it), or a copy
             # we already hold: dropped before the costly parse of a block.
             return
-        message = message_from_wire(wire, chain_id=self.home.chain_id, verified=self._already_verified)
-        key = _message_key(message)
-        if key in self._log.messages or not self._authentic(message):
+        message = parse_consensus(wire, chain_id=self.home.chain_id, verified=self._already_verified)
+        self._admit(peer, message, wire, replaying=replaying)
+
+    def _admit(
+        self, peer: str | None, message: Vote | Proposal, wire: dict[str, Any], *, replaying: bool = False
+    ) -> None:
+        """A parsed message of the current height: checked, then bounded by round, then kept, fed and relayed."""
+        if message.height != self.height or _message_key(message) in self._log.messages:
+            return
+        check_for_height(message, validators=self.machine.validators, proposer=self.machine.proposer)
+        self.signatures.check(self.home.chain_id, message)
+        if self.far_rounds.is_far(message.round, self.machine.round):
+            self.far_rounds.hold(message, wire)  # not logged, not relayed (rounds.py)
+            return
+        self._accept(message, wire, replaying=replaying)
+
+    def _accept(self, message: Vote | Proposal, wire: dict[str, Any], *, replaying: bool = False) -> None:
+        if _message_key(message) in self._log.messages:
             return
         if not replaying and self.me in self.machine.validators:
             self.signing.record_seen(wire)
@@ -475,71 +537,87 @@ class EngineCore:
         self.network.broadcast({"type": "consensus", "message": wire})
         self._maybe_start(False)
 
-    def _authentic(self, message: Vote | Proposal) -> bool:
-        if message.sender not in self.machine.validators:
-            return False
-        if isinstance(message, Vote):
-            return verify_vote(self.home.chain_id, message)
-        return verify_proposal(self.home.chain_id, message)
+    def _release_far_rounds(self) -> None:
+        """Feed far-round messages that are now within reach, or that f+1 validators vouch for."""
+        if not len(self.far_rounds) or self.machine is None or self.machine.done:
+            return
+        third = len(self.machine.validators) // 3 + 1
+        for message, wire in self.far_rounds.release(self.machine.round, third):
+            if self.machine.done or self.height != message.height:
+                return
+            self._accept(message, wire)
 
     def _already_verified(self, txs: list[SignedTx]) -> set[str]:
         close_old_connections()
         return pool.verified_before(txs)
 
+    def _catching_up(self) -> bool:
+        return self.sync.catching_up(self.state.tip.height, self.clock())
+
     def _status_from_peer(self, peer: str, message: dict[str, Any]) -> None:
-        committed, held = message["height"], message.get("messages", 0)
-        if not isinstance(committed, int) or not isinstance(held, int):
-            raise ProtocolError("bad_message", "status height and messages are integers")
-        if committed > self.sync.target:
-            self.sync.target, self.sync.peer = committed, peer
-        if committed > self.state.tip.height:
+        committed, held = message.get("height"), message.get("messages", 0)
+        for value in (committed, held):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ProtocolError("bad_message", "status height and messages are non-negative integers")
+        if held > MAX_STATUS_MESSAGES:
+            raise ProtocolError("bad_message", "status messages is out of range")
+        tip = self.state.tip.height
+        if committed > tip:
+            self.sync.claim(peer, committed, self.clock())  # a hint (sync.py)
             self._ask_for_blocks()
-        elif committed == self.state.tip.height and held < len(self._log.messages):
-            self._send_height_log(peer)
+        else:
+            self.sync.forget(peer)
+            if committed == tip and held < len(self._log.messages):
+                self._send_height_log(peer)
 
     def _serve_blocks(self, peer: str, message: dict[str, Any]) -> None:
-        start, count = message["from"], message.get("count", MAX_BLOCKS_PER_RESPONSE)
-        if not isinstance(start, int) or not isinstance(count, int) or start < 1:
-            raise ProtocolError("bad_message", "get_blocks needs integer from >= 1 and count")
+        """Blocks for a peer: only when the node runs without Engine (engine.py serves them off this thread)."""
+        start, count = blocks_request(message)
+        if start > self.state.tip.height:
+            return
         close_old_connections()
         entries = stored_blocks(start, count)
         if entries:
             self.network.send(peer, {"type": "blocks", "blocks": entries})
 
     def _blocks_from_peer(self, peer: str, message: dict[str, Any]) -> None:
-        entries = message["blocks"]
-        if not isinstance(entries, list):
-            raise ProtocolError("bad_message", "blocks is a list")
+        entries = message.get("blocks")
+        if not isinstance(entries, list) or len(entries) > MAX_BLOCKS_PER_RESPONSE:
+            raise ProtocolError("bad_message", f"blocks is a list of at most {MAX_BLOCKS_PER_RESPONSE}")
+        if peer is None or peer != self.sync.peer:
+            return  # unsolicited: we asked someone else, or nobody
         close_old_connections()
         applied = 0
-        for entry in entries:
-            if isinstance(entry, dict) and isinstance(entry.get("block"), dict):
-                header = entry["block"].get("header", {})
-                if isinstance(header, dict) and header.get("height", 0) <= self.state.tip.height:
-                    continue  # already have it
-            block = apply_synced_block(self.state, entry, verified=self._already_verified)
-            applied += 1
-            logger.info(
-                "block sync: applied block %s of %s from %s",
-                block.height,
-                self.sync.target,
-                peer[:12],
-                extra={"event": "sync", "height": block.height, "round": entry["round"]},  # JSON log keys
-            )
-            self._announce(block, entry["round"])
-        if applied:
-            self.sync.asked_at = 0.0
-            self._ask_for_blocks()
+        try:
+            for entry in entries:
+                if isinstance(entry, dict) and isinstance(entry.get("block"), dict):
+                    header = entry["block"].get("header")
+                    height = header.get("height") if isinstance(header, dict) else None
+                    if isinstance(height, int) and height <= self.state.tip.height:
+                        continue  # already have it
+                block = apply_synced_block(self.state, entry, verified=self._already_verified)
+                applied += 1
+                self.sync.delivered(peer, self.clock())
+                logger.info(
+                    "block sync: applied block %s of %s from %s",
+                    block.height,
+                    self.sync.target(block.height),
+                    peer[:12],
+                    extra={"event": "sync", "height": block.height, "round": entry["round"]},  # JSON log keys
+                )
+                self._announce(block, entry["round"])
+        except MALFORMED:
+            self.sync.failed(peer, self.clock())  # a reply that does not verify: ask someone else
+            raise
+        finally:
+            if applied:
+                self._ask_for_blocks()
 
     def _ask_for_blocks(self) -> None:
-        tip = self.state.tip.height
-        if not self.sync.behind(tip) or self.sync.peer is None:
-            return
-        now = time.monotonic()
-        if self.sync.asked_from == tip + 1 and now - self.sync.asked_at < SYNC_RETRY_SECONDS:
-            return
-        self.sync.asked_at, self.sync.asked_from = now, tip + 1
-        self.network.send(self.sync.peer, {"type": "get_blocks", "from": tip + 1, "count": MAX_BLOCKS_PER_RESPONSE})
+        request = self.sync.next_request(self.state.tip.height, self.clock())
+        if request is not None:
+            peer, start = request
+            self.network.send(peer, {"type": "get_blocks", "from": start, "count": MAX_BLOCKS_PER_RESPONSE})
 
     def _remember_from_peer(self, tx_id: str) -> None:
         if len(self._from_peers) == self._from_peers.maxlen:

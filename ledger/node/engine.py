@@ -22,11 +22,13 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from consortium_protocol.errors import ProtocolError
 from ledger import pool
 from ledger.consensus.machine import Timeouts
 from ledger.node.core import Committed, EngineCore, Network
 from ledger.node.home import NodeHome
 from ledger.node.notify import ENGINE_GROUP
+from ledger.node.sync import blocks_request, stored_blocks
 from ledger.services import LedgerState, open_chain
 
 if TYPE_CHECKING:
@@ -55,6 +57,14 @@ def timeouts_from_settings() -> Timeouts:
 
 
 GOSSIP_BATCH_LIMIT = 2000
+BLOCK_SERVERS = 2  # get_blocks replies read and encoded at once, beside the engine thread
+
+
+def _stored_blocks(start: int, count: int) -> list:
+    try:
+        return stored_blocks(start, count)
+    finally:
+        close_old_connections()
 
 
 def _admit_from_peer(envelopes: list, chain_id: str) -> list[str]:
@@ -88,6 +98,8 @@ class Engine:
         self._peer_heights: dict[str, int] = {}
         self._last_step: tuple | None = None
         self._feed_tasks: set[asyncio.Future] = set()
+        self._serving: set[str] = set()  # peers whose get_blocks is being served (one at a time each)
+        self._block_servers = asyncio.Semaphore(BLOCK_SERVERS)
 
     async def start(self) -> None:
         """Open the chain (initialising it from genesis once) and start the engine thread."""
@@ -144,10 +156,38 @@ class Engine:
         # it: verifying thousands of signatures must never delay a vote.
         if message.get("type") == "txs":
             return self._admit_gossip(message.get("envelopes"))
+        if message.get("type") == "get_blocks":
+            # Served beside the engine thread: reading and encoding stored
+            # blocks must never delay a vote. One request per peer at a time.
+            if peer not in self._serving:
+                self._serving.add(peer)
+                self._background(self._serve_blocks(peer, message))
+            return None
         if message.get("type") == "status" and isinstance(message.get("height"), int):
             self._peer_heights[peer] = message["height"]  # explorer: the peer's height on the network page
         self.core.deliver(peer, message)
         return None
+
+    def _background(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._feed_tasks.add(task)
+        task.add_done_callback(self._feed_tasks.discard)
+
+    async def _serve_blocks(self, peer: str, message: dict) -> None:
+        try:
+            start, count = blocks_request(message)
+            if self.state is not None and start > self.state.tip.height:
+                return
+            async with self._block_servers:
+                entries = await asyncio.to_thread(_stored_blocks, start, count)
+            if entries and self.hub is not None:
+                self.hub.send(peer, {"type": "blocks", "blocks": entries})
+        except ProtocolError as bad:
+            logger.info("dropped a malformed get_blocks from %s: %s", peer[:12], bad.detail)
+        except ValueError as unsendable:  # the hub refuses a reply over the maximum message size
+            logger.warning("could not send blocks from %s to %s: %s", message.get("from"), peer[:12], unsendable)
+        finally:
+            self._serving.discard(peer)
 
     async def _admit_gossip(self, envelopes: object) -> None:
         if not isinstance(envelopes, list) or len(envelopes) > GOSSIP_BATCH_LIMIT:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.hashing import is_hex64, is_hex128
 from ledger.chain import Block, parse_block
@@ -40,8 +41,8 @@ def message_to_wire(message: Vote | Proposal) -> dict[str, Any]:
 
 
 def _int(value: Any, name: str, low: int = 0) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ProtocolError("bad_message", f"{name} must be an integer >= {low}")
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_SAFE_INTEGER:
+        raise ProtocolError("bad_message", f"{name} must be an integer in [{low}, 2^53-1]")
     return value
 
 

@@ -97,6 +97,7 @@ def test_a_non_validator_rejects_a_pooled_transaction_whose_signer_was_revoked_b
 
     core = engine(home, Recorder())
     entry = sync_entry(kit, validator, [revoke])
+    core._from_peer(validator.node.public_key, {"type": "status", "height": 1, "messages": 0})  # asks it for blocks
     core._blocks_from_peer(validator.node.public_key, {"type": "blocks", "blocks": [entry]})
 
     assert core.state.tip.height == 1
