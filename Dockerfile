@@ -1,7 +1,9 @@
 # The Consortium node image: one organisation's node (runnode), or with a command
 # any manage.py tool (initnode, devnet --prepare-only, runworker_web, verifychain).
 # docker-compose.yml runs a local consortium of four with it; see docs/deployment.md.
-FROM python:3.11-slim
+# The base image by its exact version tag (no image registry is reachable
+# where this file is written, so no digest is pinned; add `@sha256:…` once read).
+FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,12 +18,16 @@ RUN groupadd --system --gid 10001 consortium \
     && useradd --system --uid 10001 --gid consortium --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin consortium
 
-# Every runtime dependency is pinned in requirements.txt; binary wheels only,
-# so the image needs no compiler.
-COPY requirements.txt ./
-RUN pip install --only-binary=:all: -r requirements.txt
+# The runtime tree from the hashed lock (make lock): pip refuses any file whose
+# hash differs, takes nothing that is not in it, and only binary wheels, so the
+# image needs no compiler.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps --only-binary=:all: -r requirements.lock
 
 COPY . .
+# The project's own local packages: their dependencies and build backend
+# (setuptools) are in the lock.
+RUN if [ -d clients/python ]; then pip install --no-deps --no-build-isolation ./clients/python; fi
 
 # Static files are collected at build time (WhiteNoise serves them). Settings
 # need a secret key to load; this one exists only during the build.
