@@ -16,3 +16,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     import tempfile
 
     DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"consortium-test-{os.getpid()}.sqlite3")}  # noqa: F405
+
+# The throttles' counters in this process's memory: tests clear them between
+# tests (a Redis cache's clear() would flush the database the node processes
+# of other tests use as their channel layer).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
