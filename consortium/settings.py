@@ -92,7 +92,7 @@ if DATABASE_URL:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": env_int("CONSORTIUM_DB_POOL_SIZE", 8),
-        # A request that finds every pooled connection busy waits this long, then fails (503).
+        # A request that finds every pooled connection busy waits this long, then fails.
         "timeout": env_float("CONSORTIUM_DB_POOL_TIMEOUT", 10.0),
         "max_idle": 300,
     }
