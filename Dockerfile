@@ -25,9 +25,10 @@ COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps --only-binary=:all: -r requirements.lock
 
 COPY . .
-# The project's own local packages: their dependencies and build backend
-# (setuptools) are in the lock.
-RUN if [ -d clients/python ]; then pip install --no-deps --no-build-isolation ./clients/python; fi
+# The chain protocol and the member's client, shared with the node: its
+# dependencies and its build backend (setuptools) are in the lock, so
+# nothing is fetched outside it.
+RUN pip install --no-deps --no-build-isolation ./clients/python
 
 # Static files are collected at build time (WhiteNoise serves them). Settings
 # need a secret key to load; this one exists only during the build.

@@ -17,13 +17,13 @@ ORGS ?= 4
 # hash differs, so every organisation runs the same code. The project's own
 # local packages follow with --no-deps (their dependencies are in the lock)
 # and --no-build-isolation (their build backend, setuptools, is too).
-LOCAL_PACKAGES ?= $(addprefix -e ./,$(wildcard clients/python))
+LOCAL_PACKAGES ?= ./clients/python
 UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 --custom-compile-command "make lock"
 
-$(VENV)/.installed: requirements.lock requirements-dev.lock
+$(VENV)/.installed: requirements.lock requirements-dev.lock clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --require-hashes --no-deps -r requirements-dev.lock
-	$(if $(strip $(LOCAL_PACKAGES)),$(PIP) install --quiet --no-deps --no-build-isolation $(LOCAL_PACKAGES))
+	$(PIP) install --quiet --no-deps --no-build-isolation $(LOCAL_PACKAGES)
 	touch $@
 
 setup: $(VENV)/.installed

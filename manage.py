@@ -3,6 +3,11 @@
 
 import os
 import sys
+from pathlib import Path
+
+# The chain protocol shared with the member's client lives in that package's
+# source folder; this checkout's copy comes first, so each checkout runs its own.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "clients" / "python" / "src"))
 
 # Commands that never serve a page or sign a session: a member's client, and the
 # tools that write a node's files. They need no secret key, so a placeholder

@@ -41,3 +41,10 @@ API (all in ``bench.common``):
 A name on the command line selects that benchmark or, as a prefix, every one
 under it (``python -m bench protocol`` runs ``protocol.*``).
 """
+
+import sys
+from pathlib import Path
+
+# The chain protocol shared with the member's client lives in that package's
+# source folder; this checkout's copy comes first, so each checkout runs its own.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients" / "python" / "src"))

@@ -68,7 +68,7 @@ def run() -> dict[str, Any]:
     from bench.nodedb import commit_latency, committed_per_second, node_query
     from bench.pacer import Target, run_paced
     from bench.txgen import batch_bodies, signed_envelopes, write_lines
-    from ledger.protocol.keys import read_key_file
+    from consortium_protocol.keys import read_key_file
     from tests.processes import NodeLauncher, free_port
 
     port, echo_port = free_port(), free_port()

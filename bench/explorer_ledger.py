@@ -40,10 +40,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger.protocol.blocks import block_hash, results_hash, validators_hash
-from ledger.protocol.canonical import canonical
-from ledger.protocol.keys import SigningKey, write_key_file
-from ledger.protocol.merkle import merkle_root_hex
+from consortium_protocol.blocks import block_hash, results_hash, validators_hash
+from consortium_protocol.canonical import canonical
+from consortium_protocol.keys import SigningKey, write_key_file
+from consortium_protocol.merkle import merkle_root_hex
 
 GENERATOR_VERSION = 2  # bump when the rows change: cached files are keyed by it (2: probe keys)
 CHAIN_ID = "bench-explorer"

@@ -146,7 +146,7 @@ async def drive_blocks(
     sockets: list[Socket], blocks: int, http_url: str, query: Any, writer: Any, first_nonce: int
 ) -> dict[str, float]:
     """Submit one transaction per block, `blocks` times; return tx_id -> ack time."""
-    from ledger.protocol.transactions import sign_body, tx_id_of
+    from consortium_protocol.transactions import sign_body, tx_id_of
 
     acks: dict[str, float] = {}
     for n in range(blocks):
@@ -260,7 +260,7 @@ def run(count: int, blocks: int) -> dict[str, Any]:
     work = setup_django()
     from django.core.management import call_command
 
-    from ledger.protocol.keys import read_key_file
+    from consortium_protocol.keys import read_key_file
     from tests.processes import NodeLauncher, free_port, manage
 
     port = free_port()

@@ -52,9 +52,9 @@ def run(blocks: int) -> dict[str, float]:
     django.setup()
     from django.core.management import call_command
 
+    from consortium_protocol.transactions import parse_envelope, sign_body
+    from consortium_protocol.votes import PRECOMMIT, sign_vote
     from ledger.chain import build_block
-    from ledger.protocol.transactions import parse_envelope, sign_body
-    from ledger.protocol.votes import PRECOMMIT, sign_vote
     from ledger.services import DatabaseStateReader, commit_block, open_chain
     from tests.chainkit import Org, make_genesis
 

@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from bench.common import Result, benchmark, measure, rate_rows
-from ledger.protocol.canonical import canonical, loads_strict
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.merkle import audit_path, merkle_root_hex
-from ledger.protocol.transactions import parse_envelope, sign_body, tx_id_of
+from consortium_protocol.canonical import canonical, loads_strict
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.merkle import audit_path, merkle_root_hex
+from consortium_protocol.transactions import parse_envelope, sign_body, tx_id_of
 
 CHAIN = "bench-chain"
 TREE_SIZE = 1000

@@ -11,8 +11,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import sign_body
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import sign_body
 
 KEYS = 5000  # distinct state keys written, so the state table stays a realistic size
 CHUNK = 5000

@@ -1,6 +1,6 @@
 """Reads behind the approvals page: open proposals, their votes and progress.
 
-Progress is computed exactly as `consortium.rules.evaluate_open_proposals`
+Progress is computed exactly as `consortium_protocol.rules.evaluate_open_proposals`
 decides (policy `majority`): only votes of active organisations count, a
 proposal passes with more than half of them voting yes and fails once half or
 more vote no.

@@ -11,9 +11,9 @@ from typing import Any
 from django import forms
 
 from consortium.models import Application, MemberKey, Organisation, Peer
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.hashing import is_hex64
-from ledger.protocol.transactions import MAX_LABEL, ROLES, check_new_org, check_org_id, check_peer
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.hashing import is_hex64
+from consortium_protocol.transactions import MAX_LABEL, ROLES, check_new_org, check_org_id, check_peer
 
 KEY_HELP = "64 lowercase hex characters (an Ed25519 public key)"
 OBSERVER = "observer"

@@ -17,14 +17,14 @@ import secrets
 from typing import Any
 
 from consortium.models import Application, MemberKey, Organisation, Peer, Proposal
+from consortium_protocol.canonical import MAX_SAFE_INTEGER
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import sign_body
 from ledger.node.home import ORG_KEY_FILE, NodeHome
 from ledger.node.notify import pool_changed
 from ledger.node.runtime import NoHomeLoaded, current_home
 from ledger.pool import Admission, admit
-from ledger.protocol.canonical import MAX_SAFE_INTEGER
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import sign_body
 
 
 class GovernanceError(Exception):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consortium.membership import KeyState, Membership, OrgState, PeerState, ProposalState, VoteState
 from consortium.models import MemberKey, Organisation, Peer, Proposal, Vote
+from consortium_protocol.membership import KeyState, Membership, OrgState, PeerState, ProposalState, VoteState
 
 
 def persist_membership(state: Membership) -> None:

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from consortium.membership import Membership
+from consortium_protocol.blocks import block_hash, check_header_shape, results_hash, validators_hash
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import verify_all
+from consortium_protocol.membership import Membership
+from consortium_protocol.merkle import merkle_root_hex
+from consortium_protocol.transactions import SignedTx, parse_envelope
 from ledger.execution import Execution, StateReader, execute
-from ledger.protocol.blocks import block_hash, check_header_shape, results_hash, validators_hash
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import verify_all
-from ledger.protocol.merkle import merkle_root_hex
-from ledger.protocol.transactions import SignedTx, parse_envelope
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ledger.protocol.canonical import MAX_SAFE_INTEGER, canonical, loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import SignedTx, parse_envelope, sign_body
+from consortium_protocol.canonical import MAX_SAFE_INTEGER, canonical, loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import SignedTx, parse_envelope, sign_body
 
 API_PREFIX = "/api/v1"
 BATCH_LIMIT = 1000  # PROTOCOL.md section 6: at most 1000 envelopes per batch

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from consortium import rules
-from consortium.membership import Membership, Rejected
-from ledger.protocol.blocks import COMMITTED, OK, REJECTED, Result
-from ledger.protocol.canonical import canonical
-from ledger.protocol.transactions import SignedTx
+from consortium_protocol import rules
+from consortium_protocol.blocks import COMMITTED, OK, REJECTED, Result
+from consortium_protocol.canonical import canonical
+from consortium_protocol.membership import Membership, Rejected
+from consortium_protocol.transactions import SignedTx
 
 StateKey = tuple[str, str]  # (namespace, key)
 

@@ -17,12 +17,12 @@ from django.db import connection
 from django.utils import timezone
 
 from consortium.models import MemberKey
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import verify_all
+from consortium_protocol.transactions import SignedTx, parse_envelope
 from ledger.bulk import insert_rows
 from ledger.models import Transaction
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import verify_all
-from ledger.protocol.transactions import SignedTx, parse_envelope
 from ledger.writes import write_transaction
 
 ROLE_NEEDED = {

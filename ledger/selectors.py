@@ -12,11 +12,11 @@ from django.conf import settings
 from django.db.models import Q
 
 from consortium.models import Peer
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import read_key_file
+from consortium_protocol.merkle import audit_path
 from ledger.models import Block, Chain, NodeState, StateChange, StateEntry, Transaction
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import read_key_file
-from ledger.protocol.merkle import audit_path
 
 _chain_id: str | None = None
 

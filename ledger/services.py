@@ -8,15 +8,15 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from consortium.membership import Membership
 from consortium.services import load_membership, persist_membership
+from consortium_protocol.blocks import genesis_hash
+from consortium_protocol.genesis import parse_genesis_text
+from consortium_protocol.membership import Membership
 from ledger.bulk import insert_rows
 from ledger.chain import Block, ChainTip
 from ledger.execution import Execution, StateKey
 from ledger.models import Block as BlockRow
 from ledger.models import Chain, CommitSignature, StateChange, StateEntry, Transaction
-from ledger.protocol.blocks import genesis_hash
-from ledger.protocol.genesis import parse_genesis_text
 from ledger.writes import write_transaction
 
 _BATCH = 500

@@ -14,18 +14,18 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from consortium.membership import Membership
 from consortium.services import load_membership
+from consortium_protocol.blocks import block_hash, genesis_hash
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.genesis import parse_genesis_text
+from consortium_protocol.membership import Membership
+from consortium_protocol.transactions import SignedTx, parse_envelope
+from consortium_protocol.votes import check_certificate
 from ledger.chain import Block, ChainTip, check_block
 from ledger.execution import Execution, MemoryStateReader, StateKey
 from ledger.models import Block as BlockRow
 from ledger.models import Chain, StateChange, StateEntry, Transaction
-from ledger.protocol.blocks import block_hash, genesis_hash
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.genesis import parse_genesis_text
-from ledger.protocol.transactions import SignedTx, parse_envelope
-from ledger.protocol.votes import check_certificate
 
 
 class ChainFault(Exception):

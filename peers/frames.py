@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.protocol.canonical import canonical, canonical_checked, loads_strict
-from ledger.protocol.errors import ProtocolError
+from consortium_protocol.canonical import canonical, canonical_checked, loads_strict
+from consortium_protocol.errors import ProtocolError
 
 TRANSPORT_PREFIX = "peer-"
 PING, PONG = "peer-ping", "peer-pong"

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.protocol.canonical import canonical
-from ledger.protocol.hashing import is_hex64, is_hex128
-from ledger.protocol.keys import SigningKey, verify
+from consortium_protocol.canonical import canonical
+from consortium_protocol.hashing import is_hex64, is_hex128
+from consortium_protocol.keys import SigningKey, verify
 
 VERSION = 1
 HELLO = "peer-hello"

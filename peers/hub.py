@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from peers import frames
 from peers.limits import PeerLimits
 from peers.link import OUTBOUND, Link, LinkInfo, utf8_length

@@ -14,7 +14,7 @@ from peers.hub import PeerHub, get_hub
 from peers.limits import PeerLimits
 
 if TYPE_CHECKING:
-    from consortium.membership import Membership
+    from consortium_protocol.membership import Membership
     from ledger.node.home import NodeHome
     from ledger.services import LedgerState
 

@@ -6,12 +6,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from consortium_protocol.canonical import canonical
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import SignedTx, parse_envelope, sign_body
+from consortium_protocol.votes import PRECOMMIT, sign_vote
 from ledger.chain import Block, build_block, check_block
 from ledger.execution import Execution
-from ledger.protocol.canonical import canonical
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import SignedTx, parse_envelope, sign_body
-from ledger.protocol.votes import PRECOMMIT, sign_vote
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block, open_chain
 
 

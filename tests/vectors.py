@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_DIR = Path(os.environ.get("CONSORTIUM_SPEC_DIR", REPO.parent / "shared" / "spec"))

@@ -10,8 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ledger.protocol.canonical import canonical
-from ledger.protocol.keys import verify
+from consortium_protocol.canonical import canonical
+from consortium_protocol.keys import verify
 
 
 class EchoApi(APIView):

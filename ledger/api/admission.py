@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 from django.db import close_old_connections, connections
 
 from consortium.db import use_dedicated_connection
+from consortium_protocol.errors import ProtocolError
 from ledger import selectors
 from ledger.api.errors import ApiError
 from ledger.node.notify import pool_changed_coalesced
 from ledger.pool import Admission, admit
-from ledger.protocol.errors import ProtocolError
 
 Outcome = Admission | ProtocolError
 T = TypeVar("T")

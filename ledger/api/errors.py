@@ -17,8 +17,8 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from consortium_protocol.errors import ProtocolError
 from ledger.pool import Forbidden
-from ledger.protocol.errors import ProtocolError
 
 
 class ApiError(Exception):

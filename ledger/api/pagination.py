@@ -16,8 +16,8 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.utils.urls import replace_query_param
 
+from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from ledger.api.errors import ApiError
-from ledger.protocol.canonical import MAX_SAFE_INTEGER
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

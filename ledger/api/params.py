@@ -7,10 +7,10 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 
+from consortium_protocol.canonical import MAX_SAFE_INTEGER
+from consortium_protocol.hashing import is_hex64
+from consortium_protocol.transactions import NAME_RE, ORG_ID_RE
 from ledger.api.errors import ApiError
-from ledger.protocol.canonical import MAX_SAFE_INTEGER
-from ledger.protocol.hashing import is_hex64
-from ledger.protocol.transactions import NAME_RE, ORG_ID_RE
 
 
 def tx_id(text: str) -> str:

@@ -7,8 +7,8 @@ from typing import IO, Any
 from django.conf import settings
 from rest_framework.parsers import BaseParser
 
+from consortium_protocol.canonical import loads_strict
 from ledger.api.errors import ApiError
-from ledger.protocol.canonical import loads_strict
 
 
 class StrictJSONParser(BaseParser):

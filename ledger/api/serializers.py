@@ -7,9 +7,9 @@ from typing import Any
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from consortium_protocol.canonical import MAX_SAFE_INTEGER
+from consortium_protocol.transactions import PAYLOAD_CHECKS
 from ledger.models import Transaction
-from ledger.protocol.canonical import MAX_SAFE_INTEGER
-from ledger.protocol.transactions import PAYLOAD_CHECKS
 
 ERROR_MEANINGS = {
     400: "malformed request (see `error` for the code)",

@@ -9,6 +9,9 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from consortium_protocol.canonical import check_value
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.transactions import tx_id_of
 from ledger import selectors
 from ledger.api import params
 from ledger.api.admission import admit_envelopes, on_admission_thread
@@ -22,9 +25,6 @@ from ledger.api.serializers import (
     responses,
 )
 from ledger.pool import Admission
-from ledger.protocol.canonical import check_value
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.transactions import tx_id_of
 
 BATCH_LIMIT = 1000
 

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.protocol.keys import verify
-from ledger.protocol.votes import PRECOMMIT, PREVOTE, quorum, third
+from consortium_protocol.keys import verify
+from consortium_protocol.votes import PRECOMMIT, PREVOTE, quorum, third
 
 from .messages import VOTE_TYPES, Proposal, ProposalIntent, Verifier, Vote, VoteIntent, verify_proposal, verify_vote
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.protocol.canonical import canonical
-from ledger.protocol.keys import SigningKey, verify
-from ledger.protocol.votes import PRECOMMIT, PREVOTE, vote_bytes
+from consortium_protocol.canonical import canonical
+from consortium_protocol.keys import SigningKey, verify
+from consortium_protocol.votes import PRECOMMIT, PREVOTE, vote_bytes
 
 __all__ = [
     "PRECOMMIT",

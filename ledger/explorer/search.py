@@ -28,8 +28,8 @@ from django.db.models import Model
 from django.urls import reverse
 
 from consortium.models import MemberKey, Organisation, Peer
+from consortium_protocol.transactions import NAME_RE
 from ledger.models import Block, StateChange, StateEntry, Transaction
-from ledger.protocol.transactions import NAME_RE
 
 MIN_PREFIX = 8
 MAX_QUERY = 300

@@ -28,10 +28,10 @@ from django.utils import timezone
 
 from consortium.approvals import standings
 from consortium.models import MemberKey, Organisation, Peer, Proposal
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.merkle import verify_inclusion
 from ledger import selectors as ledger_selectors
 from ledger.models import Block, CommitSignature, Evidence, NodeState, StateEntry, Transaction
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.merkle import verify_inclusion
 
 PAGE = 50
 CHART_BLOCKS = 60  # the per-block charts show the newest 60 blocks

@@ -9,7 +9,7 @@ from ledger.explorer import views
 
 
 class NameConverter:
-    """A namespace or key as the protocol allows them (ledger.protocol.transactions.NAME_RE)."""
+    """A namespace or key as the protocol allows them (consortium_protocol.transactions.NAME_RE)."""
 
     regex = r"[A-Za-z0-9._:-]{1,128}"
 

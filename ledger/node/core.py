@@ -38,6 +38,8 @@ from typing import Any
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.transactions import SignedTx
 from ledger import pool
 from ledger.chain import Block, build_block, check_block
 from ledger.consensus.machine import Broadcast, ConsensusMachine, Decide, Evidence, ScheduleTimeout, Timeouts
@@ -49,8 +51,6 @@ from ledger.node.home import NodeHome
 from ledger.node.signlog import SigningLog
 from ledger.node.sync import MAX_BLOCKS_PER_RESPONSE, apply_synced_block, stored_blocks
 from ledger.node.wire import message_from_wire, message_to_wire
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.transactions import SignedTx
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
 from ledger.writes import write_transaction
 
@@ -546,7 +546,7 @@ class EngineCore:
             .order_by("id")
             .values_list("id", "tx_id", "body", "signature")[:TX_GOSSIP_BATCH]
         )
-        from ledger.protocol.canonical import loads_strict
+        from consortium_protocol.canonical import loads_strict
 
         envelopes = []
         for row_id, tx_id, body, signature in rows:

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 from django.core.management import call_command
 
+from consortium_protocol.keys import SigningKey, read_key_file
 from ledger.node.home import GENESIS_FILE, MEMBER_KEY_FILE
-from ledger.protocol.keys import SigningKey, read_key_file
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_NAMES = [

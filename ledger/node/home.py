@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ledger.protocol.genesis import GenesisError, parse_genesis_text
-from ledger.protocol.keys import KeyFileError, SigningKey, read_key_file
+from consortium_protocol.genesis import GenesisError, parse_genesis_text
+from consortium_protocol.keys import KeyFileError, SigningKey, read_key_file
 
 GENESIS_FILE = "genesis.json"
 NODE_KEY_FILE = "node_key"

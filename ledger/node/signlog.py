@@ -18,11 +18,11 @@ import logging
 import os
 from pathlib import Path
 
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import SignedTx
 from ledger.consensus.messages import Proposal, ProposalIntent, Vote, VoteIntent, sign_intent
 from ledger.node.wire import message_from_wire, message_to_wire
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import SignedTx
 
 LOG_FILE = "signing_log.jsonl"
 COMPACT_BYTES = 1024 * 1024  # past this the log is rewritten with the current height only

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.votes import check_certificate
 from ledger.chain import Block, check_block, parse_block
 from ledger.models import Block as BlockRow
 from ledger.models import Transaction
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.votes import check_certificate
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
 
 MAX_BLOCKS_PER_RESPONSE = 20

@@ -18,8 +18,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import sign_body
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import sign_body
 
 logger = logging.getLogger(__name__)
 

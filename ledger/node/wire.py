@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.hashing import is_hex64, is_hex128
 from ledger.chain import Block, parse_block
 from ledger.consensus.messages import Proposal, Vote
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.hashing import is_hex64, is_hex128
 
 
 def vote_to_wire(vote: Vote) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import IO, Any
 
+from consortium_protocol.canonical import loads_strict
 from ledger.models import Block, Chain, CommitSignature, Transaction
-from ledger.protocol.canonical import loads_strict
 
 FORMAT, VERSION = "consortium-chain", 1
 BATCH_BLOCKS = 200

@@ -18,13 +18,13 @@ from typing import Any
 from django.db import transaction
 
 from consortium.models import Organisation
+from consortium_protocol.blocks import genesis_hash
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.genesis import parse_genesis_text
 from ledger.models import Block, Chain, Transaction
 from ledger.node.sync import apply_synced_block
 from ledger.ops.chainfile import FORMAT, VERSION, block_records
-from ledger.protocol.blocks import genesis_hash
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.genesis import parse_genesis_text
 from ledger.services import LedgerState, open_chain
 
 

@@ -17,9 +17,9 @@ from channels.layers import get_channel_layer
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from consortium_protocol.votes import quorum, third
 from ledger.ops import selectors
 from ledger.ops.selectors import EngineReport
-from ledger.protocol.votes import quorum, third
 
 logger = logging.getLogger(__name__)
 

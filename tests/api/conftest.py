@@ -17,9 +17,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from consortium.permissions import make_org_admin
+from consortium_protocol.transactions import SignedTx
 from ledger import selectors
 from ledger.api.throttling import SubmitRateThrottle
-from ledger.protocol.transactions import SignedTx
 from tests.chainkit import ChainKit, Org
 
 API = "/api/v1"

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import sign_body
 from ledger.api.throttling import SubmitRateThrottle
 from ledger.models import Transaction
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import sign_body
 from tests.api.conftest import API, assert_error, submit
 from tests.chainkit import ChainKit
 

@@ -8,8 +8,8 @@ import pytest
 from rest_framework.test import APIClient
 
 import ledger.api.admission  # noqa: F401 - imported so mock.patch can find it in any test order
+from consortium_protocol.merkle import verify_inclusion
 from ledger.models import Transaction
-from ledger.protocol.merkle import verify_inclusion
 from tests.api.conftest import API, assert_error, submit
 from tests.chainkit import ChainKit, Org
 

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response
 
-from ledger.protocol.keys import SigningKey, read_key_file
-from ledger.protocol.transactions import sign_body
+from consortium_protocol.keys import SigningKey, read_key_file
+from consortium_protocol.transactions import sign_body
 from tests.network.consortium import CHAIN_ID, LocalConsortium, Member, post_json
 from tests.processes import REPO
 

@@ -14,7 +14,7 @@ import time
 import pytest
 from playwright.sync_api import Page
 
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from tests.browser.support import Devnet, screenshot
 
 pytestmark = pytest.mark.slow

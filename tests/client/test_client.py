@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from consortium_protocol.canonical import MAX_SAFE_INTEGER, canonical
+from consortium_protocol.keys import SigningKey, verify
+from consortium_protocol.transactions import parse_envelope, tx_id_of
 from ledger import client
 from ledger.client import ApiError, BatchLine, ClientError, Node
-from ledger.protocol.canonical import MAX_SAFE_INTEGER, canonical
-from ledger.protocol.keys import SigningKey, verify
-from ledger.protocol.transactions import parse_envelope, tx_id_of
 from tests.client.stub import Request, stub_node
 from tests.processes import free_port
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from ledger.protocol.keys import SigningKey, write_key_file
-from ledger.protocol.transactions import parse_envelope
+from consortium_protocol.keys import SigningKey, write_key_file
+from consortium_protocol.transactions import parse_envelope
 from tests.client.stub import Request, stub_node
 from tests.processes import free_port
 

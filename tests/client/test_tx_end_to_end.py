@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from consortium_protocol.keys import read_key_file
 from ledger.client import Node
-from ledger.protocol.keys import read_key_file
 from tests.processes import NodeLauncher, NodeProcess, manage, node_env
 
 pytestmark = pytest.mark.slow

@@ -19,10 +19,10 @@ from django.core.cache import cache
 from django.test import Client
 
 from consortium.permissions import make_org_admin
+from consortium_protocol.transactions import SignedTx, parse_envelope
 from ledger.models import Transaction
 from ledger.node.home import NodeHome
 from ledger.node.runtime import set_current_home
-from ledger.protocol.transactions import SignedTx, parse_envelope
 from tests.chainkit import ChainKit, Org
 
 PASSWORD = "correct horse battery staple"

@@ -8,8 +8,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from consortium.models import Application, MemberKey, Organisation, Peer, Proposal
+from consortium_protocol.keys import SigningKey
 from ledger.pool import pending
-from ledger.protocol.keys import SigningKey
 from tests.consortium.conftest import only_pending
 
 MODELS = {

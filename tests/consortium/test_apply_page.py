@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from consortium.models import Application
+from consortium_protocol.keys import SigningKey
 from ledger.pool import pending
-from ledger.protocol.keys import SigningKey
 
 APPLY = "/apply/"
 
@@ -41,7 +41,7 @@ def test_an_application_is_stored_and_awaits_review(anonymous_client, kit):
 
 
 def test_an_application_becomes_a_well_formed_org_add(anonymous_client, kit):
-    from ledger.protocol.transactions import check_new_org
+    from consortium_protocol.transactions import check_new_org
 
     anonymous_client.post(APPLY, _form())
     check_new_org(Application.objects.get().as_org())

@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 
 from consortium.models import Application, Proposal
+from consortium_protocol.keys import SigningKey
 from ledger.models import Transaction
 from ledger.pool import pending
-from ledger.protocol.keys import SigningKey
 from tests.consortium.conftest import make_home, only_pending
 
 APPROVALS = "/governance/approvals/"

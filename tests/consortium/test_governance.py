@@ -6,9 +6,9 @@ import pytest
 
 from consortium import governance
 from consortium.models import Application, MemberKey, Proposal
+from consortium_protocol.keys import SigningKey
 from ledger.node.runtime import set_current_home
 from ledger.pool import pending
-from ledger.protocol.keys import SigningKey
 from tests.consortium.conftest import make_home, pooled
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from consortium_protocol.keys import SigningKey
 from ledger.pool import pending
-from ledger.protocol.keys import SigningKey
 from tests.consortium.conftest import only_pending
 
 MEMBERS = "/governance/members/"

@@ -27,9 +27,9 @@ import pytest
 import websockets
 from channels_redis.core import RedisChannelLayer
 
+from consortium_protocol.keys import read_key_file
 from ledger.client import Node, sign_tx
 from ledger.node.notify import ENGINE_GROUP
-from ledger.protocol.keys import read_key_file
 from tests.client.test_tx_end_to_end import create_token
 from tests.processes import MANAGE, REPO, NodeLauncher, NodeProcess, free_port, manage, node_env, wait_until_serving
 

@@ -16,8 +16,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from consortium.permissions import make_org_admin
+from consortium_protocol.transactions import SignedTx
 from ledger import selectors as ledger_selectors
-from ledger.protocol.transactions import SignedTx
 from tests.chainkit import ChainKit, Org
 
 

@@ -9,9 +9,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from consortium_protocol.keys import SigningKey
 from ledger.explorer.selectors import PAGE
 from ledger.models import Block, NodeState, Transaction
-from ledger.protocol.keys import SigningKey
 
 
 def urls(chain) -> list[str]:

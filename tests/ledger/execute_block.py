@@ -16,8 +16,8 @@ def main(genesis_path: str, txs_path: str) -> None:
     django.setup()
     from django.core.management import call_command
 
+    from consortium_protocol.transactions import parse_envelope
     from ledger.chain import build_block, check_block
-    from ledger.protocol.transactions import parse_envelope
     from ledger.services import DatabaseStateReader, already_included, commit_block, open_chain
 
     call_command("migrate", verbosity=0)

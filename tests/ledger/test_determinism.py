@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import sign_body
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import sign_body
 from tests.chainkit import Org, make_genesis
 
 REPO = Path(__file__).resolve().parents[2]

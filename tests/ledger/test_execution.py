@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from consortium.models import MemberKey, Organisation, Proposal
+from consortium_protocol.blocks import validators_hash
 from ledger.models import Block, StateChange, StateEntry, Transaction
-from ledger.protocol.blocks import validators_hash
 from tests.chainkit import ChainKit, Org
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,7 +56,7 @@ def test_admin_cannot_write_state_without_the_writer_role(kit, orgs):
 
 
 def test_member_added_writes_then_is_revoked_and_refused(kit, orgs):
-    from ledger.protocol.keys import SigningKey
+    from consortium_protocol.keys import SigningKey
 
     admin, member = orgs[0].admin, SigningKey.generate()
     add = kit.tx(admin, "member.add", {"key": member.public_key, "roles": ["writer"], "label": "dock"})
@@ -160,7 +160,7 @@ def test_transactions_are_stored_with_status_code_block_and_index(kit, orgs):
 
 
 def test_a_replayed_transaction_makes_the_block_invalid(kit, orgs):
-    from ledger.protocol.errors import ProtocolError
+    from consortium_protocol.errors import ProtocolError
 
     tx = kit.put(orgs[0].writer, "n", "k", 1)
     kit.commit([tx])
@@ -171,7 +171,7 @@ def test_a_replayed_transaction_makes_the_block_invalid(kit, orgs):
 
 def test_the_membership_reloaded_from_the_database_equals_the_one_in_memory(kit, orgs):
     from consortium.services import load_membership
-    from ledger.protocol.keys import SigningKey
+    from consortium_protocol.keys import SigningKey
 
     member = SigningKey.generate()
     kit.commit(

@@ -8,9 +8,9 @@ from unittest import mock
 
 import pytest
 
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.transactions import SignedTx
 from ledger import chain, pool
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.transactions import SignedTx
 from tests.chainkit import ChainKit, Org
 
 

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from consortium_protocol.keys import SigningKey
 from ledger.models import Block, CommitSignature, StateEntry, Transaction
-from ledger.protocol.keys import SigningKey
 from tests.chainkit import ChainKit, Org
 
 pytestmark = pytest.mark.django_db(transaction=True)

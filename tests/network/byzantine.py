@@ -16,12 +16,12 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from consortium_protocol.blocks import block_hash
+from consortium_protocol.canonical import canonical, loads_strict
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.merkle import merkle_root_hex
+from consortium_protocol.transactions import sign_body, tx_id_of
 from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
-from ledger.protocol.blocks import block_hash
-from ledger.protocol.canonical import canonical, loads_strict
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.merkle import merkle_root_hex
-from ledger.protocol.transactions import sign_body, tx_id_of
 from peers.handshake import Handshake
 
 

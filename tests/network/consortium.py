@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 from django.core.management import call_command
 
-from ledger.protocol.keys import SigningKey, read_key_file
-from ledger.protocol.transactions import sign_body
+from consortium_protocol.keys import SigningKey, read_key_file
+from consortium_protocol.transactions import sign_body
 from tests.processes import NodeLauncher, NodeProcess, free_port
 
 CHAIN_ID = "faultnet"

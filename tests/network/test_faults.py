@@ -13,7 +13,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from ledger.protocol.keys import read_key_file
+from consortium_protocol.keys import read_key_file
 from tests.network.byzantine import ByzantinePeer
 from tests.network.consortium import CHAIN_ID, Load, LocalConsortium
 from tests.processes import NodeLauncher, manage

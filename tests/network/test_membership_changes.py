@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from ledger.protocol.keys import read_key_file
-from ledger.protocol.transactions import sign_body
+from consortium_protocol.keys import read_key_file
+from consortium_protocol.transactions import sign_body
 from tests.network.consortium import CHAIN_ID, Load, LocalConsortium, Member, post_json
 from tests.processes import NodeLauncher, free_port
 

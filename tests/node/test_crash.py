@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from django.core.management import call_command
 
-from ledger.protocol.keys import read_key_file
+from consortium_protocol.keys import read_key_file
 from tests.network.consortium import Load
 from tests.processes import NodeLauncher, manage
 

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from consortium_protocol.keys import read_key_file
+from consortium_protocol.transactions import sign_body
+from consortium_protocol.votes import check_certificate
 from ledger import pool
 from ledger.chain import build_block
 from ledger.consensus.machine import Timeouts
@@ -18,9 +21,6 @@ from ledger.models import Block, CommitSignature, Transaction
 from ledger.node.core import EngineCore
 from ledger.node.home import load_home
 from ledger.node.signlog import SigningLog
-from ledger.protocol.keys import read_key_file
-from ledger.protocol.transactions import sign_body
-from ledger.protocol.votes import check_certificate
 from ledger.services import DatabaseStateReader, open_chain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -164,9 +164,9 @@ def test_a_restarted_validator_regains_its_lock_from_the_signing_log(tmp_path):
     """Amnesia would be Byzantine: the prevotes behind our precommit are replayed with it."""
     import json
 
+    from consortium_protocol.keys import write_key_file
     from ledger.consensus.messages import sign_intent
     from ledger.node.wire import message_to_wire
-    from ledger.protocol.keys import write_key_file
     from tests.chainkit import Org, make_genesis
 
     orgs = [Org(f"org{i}") for i in range(1, 5)]

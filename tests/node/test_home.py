@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from consortium_protocol.keys import SigningKey, write_key_file
 from ledger.node.home import HomeError, NodeHome, load_home, parse_bind
-from ledger.protocol.keys import SigningKey, write_key_file
 
 URL = "ws://127.0.0.1:9001/ws/peer/"
 

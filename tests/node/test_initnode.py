@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from consortium_protocol.genesis import parse_genesis_text
 from ledger.node.home import load_home
-from ledger.protocol.genesis import parse_genesis_text
 
 
 def initnode(*args: str) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from ledger.protocol.keys import SigningKey, read_key_file
-from ledger.protocol.merkle import verify_inclusion
-from ledger.protocol.transactions import sign_body
+from consortium_protocol.keys import SigningKey, read_key_file
+from consortium_protocol.merkle import verify_inclusion
+from consortium_protocol.transactions import sign_body
 from tests.processes import NodeLauncher, manage
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import sign_body
 from ledger.models import NodeState
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import sign_body
 from tests.chainkit import ChainKit, Org
 
 

@@ -15,8 +15,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from consortium.models import Organisation
+from consortium_protocol.keys import SigningKey
 from ledger.models import Block, Chain, Transaction
-from ledger.protocol.keys import SigningKey
 from tests.chainkit import ChainKit, Org
 from tests.processes import PostgresDatabases
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from consortium_protocol.keys import read_key_file
+from consortium_protocol.transactions import sign_body
 from ledger import pool
 from ledger.consensus.machine import Timeouts
 from ledger.models import Block
 from ledger.node.core import EngineCore
 from ledger.node.home import load_home
 from ledger.ops.logformat import JsonFormatter
-from ledger.protocol.keys import read_key_file
-from ledger.protocol.transactions import sign_body
 from ledger.services import open_chain
 
 FAST = Timeouts(0.2, 0.1, 0.2, 0.1, 0.2, 0.1)

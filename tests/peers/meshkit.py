@@ -15,7 +15,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from peers.client import run_websocket_link
 from peers.hub import PeerHub
 from peers.limits import PeerLimits

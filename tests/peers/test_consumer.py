@@ -11,7 +11,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from consortium.asgi import application
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from peers import frames
 from peers.handshake import Handshake
 from peers.hub import PeerHub, set_hub

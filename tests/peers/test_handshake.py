@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from peers.handshake import AUTH, Handshake, HandshakeRefused, auth_payload
 
 CHAIN = "testnet"

@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.keys import SigningKey
 from peers import frames
 from peers.handshake import Handshake
 from tests.processes import NodeLauncher, NodeProcess, free_port, manage, node_env

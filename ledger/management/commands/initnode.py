@@ -20,9 +20,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from consortium_protocol.genesis import GenesisError, check_genesis, parse_genesis_text
+from consortium_protocol.keys import SigningKey, write_key_file
 from ledger.node.home import GENESIS_FILE, MEMBER_KEY_FILE, NODE_KEY_FILE, ORG_KEY_FILE
-from ledger.protocol.genesis import GenesisError, check_genesis, parse_genesis_text
-from ledger.protocol.keys import SigningKey, write_key_file
 
 FRAGMENT_FILE = "fragment.json"
 DEFAULT_URL = "ws://127.0.0.1:9001/ws/peer/"

@@ -17,10 +17,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.genesis import GenesisError, check_genesis
 from ledger.management.commands.initnode import genesis_json, one_org_genesis
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.genesis import GenesisError, check_genesis
 
 
 class Command(BaseCommand):

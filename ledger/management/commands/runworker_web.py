@@ -26,6 +26,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection
 from twisted.internet import reactor
 
+from consortium_protocol.blocks import genesis_hash
 from ledger.models import Chain
 from ledger.node.home import HomeError, NodeHome, load_home, parse_bind
 from ledger.node.server import (
@@ -36,7 +37,6 @@ from ledger.node.server import (
     serve_asgi,
     tune_gc_for_serving,
 )
-from ledger.protocol.blocks import genesis_hash
 
 logger = logging.getLogger("ledger.node.worker")
 

@@ -37,11 +37,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from consortium_protocol.hashing import is_hex64
+from consortium_protocol.keys import KeyFileError, SigningKey, read_key_file, write_key_file
+from consortium_protocol.transactions import ACTIONS, ROLES, TX_TYPES
 from ledger import client
 from ledger.client import ClientError, Node
-from ledger.protocol.hashing import is_hex64
-from ledger.protocol.keys import KeyFileError, SigningKey, read_key_file, write_key_file
-from ledger.protocol.transactions import ACTIONS, ROLES, TX_TYPES
 
 DEFAULT_WAIT = 30.0
 SHOWN_ERRORS = 20

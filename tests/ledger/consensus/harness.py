@@ -16,6 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from consortium_protocol.canonical import canonical
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.votes import check_certificate
 from ledger.consensus import (
     PRECOMMIT,
     PREVOTE,
@@ -35,9 +38,6 @@ from ledger.consensus import (
     sign_proposal,
     sign_vote,
 )
-from ledger.protocol.canonical import canonical
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.votes import check_certificate
 
 CHAIN = "consensus-test"
 Message = Proposal | Vote

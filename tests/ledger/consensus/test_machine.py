@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
+from consortium_protocol.keys import SigningKey
 from ledger.consensus import PRECOMMIT, PREVOTE, PROPOSE, ConsensusMachine, ProposalIntent, Timeouts
-from ledger.protocol.keys import SigningKey
 from tests.ledger.consensus.harness import (
     CHAIN,
     Driver,

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from consortium_protocol.canonical import canonical
+from consortium_protocol.keys import verify
+from consortium_protocol.votes import check_certificate, vote_bytes
 from ledger.consensus import (
     PRECOMMIT,
     PREVOTE,
@@ -14,9 +17,6 @@ from ledger.consensus import (
     verify_proposal,
     verify_vote,
 )
-from ledger.protocol.canonical import canonical
-from ledger.protocol.keys import verify
-from ledger.protocol.votes import check_certificate, vote_bytes
 from tests.ledger.consensus.harness import CHAIN, FakeBlock, block_id, make_keys
 
 KEYS = make_keys(4)

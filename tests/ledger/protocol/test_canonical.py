@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.protocol.canonical import (
+from consortium_protocol.canonical import (
     MAX_DEPTH,
     MAX_SAFE_INTEGER,
     canonical,
@@ -17,7 +17,7 @@ from ledger.protocol.canonical import (
     check_value,
     loads_strict,
 )
-from ledger.protocol.errors import ProtocolError
+from consortium_protocol.errors import ProtocolError
 
 safe_ints = st.integers(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER)
 # st.text() already leaves out lone surrogates, which UTF-8 cannot carry; the

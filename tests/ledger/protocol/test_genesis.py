@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.genesis import GenesisError, check_genesis, parse_genesis_text
-from ledger.protocol.keys import SigningKey
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.genesis import GenesisError, check_genesis, parse_genesis_text
+from consortium_protocol.keys import SigningKey
 
 
 def _pub() -> str:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.protocol import keys
-from ledger.protocol.keys import KeyFileError, SigningKey, read_key_file, verify, write_key_file
+from consortium_protocol import keys
+from consortium_protocol.keys import KeyFileError, SigningKey, read_key_file, verify, write_key_file
 
 SEED_HEX = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"  # RFC 8032 test 1
 PUBLIC_HEX = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"

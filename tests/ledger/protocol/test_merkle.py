@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.protocol.merkle import audit_path, merkle_root, merkle_root_hex, verify_inclusion
+from consortium_protocol.merkle import audit_path, merkle_root, merkle_root_hex, verify_inclusion
 
 MAX_SIZE = 300
 

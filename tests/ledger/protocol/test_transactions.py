@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.protocol.canonical import MAX_SAFE_INTEGER, canonical
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.transactions import (
+from consortium_protocol.canonical import MAX_SAFE_INTEGER, canonical
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.transactions import (
     MAX_BODY_BYTES,
     TX_TYPES,
     SignedTx,

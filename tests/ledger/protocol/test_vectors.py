@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.protocol.blocks import block_hash, genesis_hash, results_hash, validators_hash
-from ledger.protocol.canonical import canonical, canonical_checked
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.genesis import check_genesis
-from ledger.protocol.merkle import audit_path, merkle_root_hex, verify_inclusion
-from ledger.protocol.transactions import parse_envelope, tx_id_of
-from ledger.protocol.votes import check_certificate, quorum, vote_bytes
+from consortium_protocol.blocks import block_hash, genesis_hash, results_hash, validators_hash
+from consortium_protocol.canonical import canonical, canonical_checked
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.genesis import check_genesis
+from consortium_protocol.merkle import audit_path, merkle_root_hex, verify_inclusion
+from consortium_protocol.transactions import parse_envelope, tx_id_of
+from consortium_protocol.votes import check_certificate, quorum, vote_bytes
 from tests.vectors import vector_key, vectors
 
 V = vectors()

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from ledger.protocol.canonical import loads_strict
-from ledger.protocol.errors import ProtocolError
-from ledger.protocol.keys import SigningKey
-from ledger.protocol.votes import PRECOMMIT, PREVOTE, check_certificate, quorum, sign_vote, third, vote_bytes
+from consortium_protocol.canonical import loads_strict
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.votes import PRECOMMIT, PREVOTE, check_certificate, quorum, sign_vote, third, vote_bytes
 
 CHAIN = "test-chain"
 HEIGHT = 7

@@ -7,8 +7,6 @@ Each `apply_*` either changes the membership and returns, or raises
 
 from __future__ import annotations
 
-from ledger.protocol.transactions import SignedTx
-
 from .membership import (
     ACTIVE,
     FAILED,
@@ -22,6 +20,7 @@ from .membership import (
     Rejected,
     VoteState,
 )
+from .transactions import SignedTx
 
 
 def apply_member_add(state: Membership, tx: SignedTx, height: int) -> None:
