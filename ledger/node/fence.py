@@ -14,6 +14,13 @@ So `runnode` takes, and holds for the life of its process:
 Both end with the process, however it ends (the kernel drops the flock, the
 server ends the session and its lock), so a node killed with -9 restarts
 without any cleanup. Each refusal is one line for the operator.
+
+The advisory lock lives only as long as its session: if the server ends it
+(a restart, a terminated backend, a lost network), another engine could
+take the database. So a watcher thread asks the session every few seconds
+and, once it is gone, stops the node at once (exit code 70, like an engine
+failure) for its supervisor to restart it, which takes the lock anew or
+refuses.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import fcntl
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -36,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 # Advisory locks are scoped to a database, so one fixed key fences each database.
 ENGINE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"consortium engine").digest()[:8], "big", signed=True)
+WATCH_SECONDS = 5.0
+LOST_LOCK_EXIT = 70
 
 
 @dataclass
@@ -44,8 +54,28 @@ class EngineFence:
 
     home_fd: int
     database: psycopg.Connection[Any] | None
+    _released: threading.Event = field(default_factory=threading.Event)
+
+    def watch(self, interval: float = WATCH_SECONDS) -> None:
+        """Stop the process if the database session holding the advisory lock ends."""
+        if self.database is not None:
+            watcher = threading.Thread(target=self._watch, args=(self.database, interval), name="fence", daemon=True)
+            watcher.start()
+
+    def _watch(self, database: psycopg.Connection[Any], interval: float) -> None:
+        while not self._released.wait(interval):
+            try:
+                database.execute("SELECT 1")
+            except psycopg.Error as exc:
+                if self._released.is_set():
+                    return
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                logger.critical("lost the database's engine lock (%s); the node exits to be restarted", first_line)
+                logging.shutdown()
+                os._exit(LOST_LOCK_EXIT)
 
     def release(self) -> None:
+        self._released.set()
         if self.database is not None:
             self.database.close()
             self.database = None

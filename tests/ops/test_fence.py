@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.processes import NodeLauncher, PostgresDatabases, free_port, manage, node_env
@@ -83,5 +84,31 @@ def test_a_second_runnode_on_the_same_postgresql_database_with_another_home_refu
             code, lines = second_runnode(node_env(home_b, database_url))
             assert code == 1 and not any("another engine" in line for line in lines), lines
             assert lines[-1].startswith("CommandError: the database holds chain 'fence' with genesis"), lines
+    finally:
+        databases.drop_all()
+
+
+def test_a_node_that_loses_its_database_lock_stops_at_once(tmp_path: Path):
+    """The advisory lock lives with its session: once the server ends it, the node exits for a restart."""
+    databases = PostgresDatabases(SERVER_URL)
+    database_url = databases.create()
+    (tmp_path / "run").mkdir()
+    try:
+        with NodeLauncher(tmp_path / "run") as launcher:
+            home = tmp_path / "home"
+            init_home(home)
+            env = node_env(home, database_url)
+            assert manage(["migrate", "--verbosity", "0"], env).returncode == 0
+            node = launcher.start(home, env=env)
+            name = database_url.rsplit("/", 1)[1]
+            with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND application_name = 'consortium engine fence'",
+                    (name,),
+                ).fetchall()
+            assert ended == [(True,)]
+            assert node.process.wait(timeout=30) == 70
+            assert "lost the database's engine lock" in node.stderr()
     finally:
         databases.drop_all()

@@ -40,6 +40,7 @@ class Command(BaseCommand):
         except (HomeError, NodeRefused) as exc:
             raise CommandError(exc.message) from None
         self.check()
+        fence.watch()
         try:
             exit_code = serve(home)
         except NodeRefused as exc:
