@@ -150,8 +150,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Failed log-ins: per (username, client address) and per client address, in a
-# sliding window; past either limit the login form refuses (429) until the
-# window has passed, whatever the password (consortium.login).
+# window that starts at the first failure; past either limit the login form
+# refuses (429) until the window has passed, whatever the password
+# (consortium.login).
 CONSORTIUM_LOGIN_FAILURES_PER_USER = env_int("CONSORTIUM_LOGIN_FAILURES_PER_USER", 5)
 CONSORTIUM_LOGIN_FAILURES_PER_ADDRESS = env_int("CONSORTIUM_LOGIN_FAILURES_PER_ADDRESS", 20)
 CONSORTIUM_LOGIN_WINDOW_S = env_int("CONSORTIUM_LOGIN_WINDOW_S", 900)

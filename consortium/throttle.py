@@ -5,17 +5,21 @@ The client address is the socket's peer, or with CONSORTIUM_TRUSTED_PROXIES
 the REST framework's throttles read it); a client cannot forge its way past
 trusted proxies. Counters live in the default cache: Redis when the node has
 REDIS_URL (every process of the node counts together), else the process's
-memory.
+memory. If the cache does not answer, a throttle lets the attempt through
+and logs a warning: a Redis outage must not lock every admin out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+
+logger = logging.getLogger(__name__)
 
 
 def client_address(request: HttpRequest) -> str:
@@ -42,15 +46,25 @@ class Window:
         return f"consortium:throttle:{self.name}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
     def exceeded(self, key: str) -> bool:
-        return int(cache.get(self._key(key), 0)) >= self.limit
+        try:
+            return int(cache.get(self._key(key), 0)) >= self.limit
+        except Exception:  # the cache's own errors (Redis down): let the attempt through
+            logger.warning("throttle %s: the cache did not answer", self.name, exc_info=True)
+            return False
 
     def count(self, key: str) -> None:
         cache_key = self._key(key)
-        cache.add(cache_key, 0, self.seconds)
         try:
-            cache.incr(cache_key)
-        except ValueError:  # expired between add and incr
-            cache.set(cache_key, 1, self.seconds)
+            cache.add(cache_key, 0, self.seconds)
+            try:
+                cache.incr(cache_key)
+            except ValueError:  # expired between add and incr
+                cache.set(cache_key, 1, self.seconds)
+        except Exception:
+            logger.warning("throttle %s: the cache did not answer", self.name, exc_info=True)
 
     def clear(self, key: str) -> None:
-        cache.delete(self._key(key))
+        try:
+            cache.delete(self._key(key))
+        except Exception:
+            logger.warning("throttle %s: the cache did not answer", self.name, exc_info=True)

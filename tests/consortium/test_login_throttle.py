@@ -71,3 +71,13 @@ def test_behind_a_trusted_proxy_the_forwarded_client_address_is_counted(alice, s
     # The proxy's own address is shared by every client: another forwarded client still gets in.
     other = client.post(LOGIN, {"username": "alice", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="198.51.100.7")
     assert other.status_code == 302
+
+
+def test_a_cache_that_does_not_answer_lets_log_ins_through(alice, settings):
+    """With Redis down the throttle fails open (and logs), rather than locking every admin out."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    client = Client()
+    assert _log_in(client, "alice", "wrong").status_code == 200
+    assert _log_in(client, "alice", PASSWORD).status_code == 302 and _logged_in(client)
