@@ -83,9 +83,10 @@ def test_the_pages_without_login_carry_the_policy_too(client, kit, path):
     assert_same_origin_only(response.content.decode(), path, docs=False)
 
 
+@pytest.mark.parametrize("who", ["reader_client", "admin_client"])
 @pytest.mark.parametrize("path", DOCS)
-def test_the_api_docs_pages_allow_inline_styles_but_no_inline_script(reader_client, path):
-    response = reader_client.get(path)
+def test_the_api_docs_pages_allow_inline_styles_but_no_inline_script(request, who, path):
+    response = request.getfixturevalue(who).get(path)
     assert response.status_code == 200
     policy = directives(response)
     assert policy["script-src"] == ["'self'"]
