@@ -46,9 +46,9 @@ USER consortium
 
 EXPOSE 9001
 
-# /healthz over plain HTTP on the node's own port; X-Forwarded-Proto keeps the
-# HTTPS redirect of a production node from answering 301 instead.
+# /healthz over plain HTTP on the node's own port: the probe paths are exempt
+# from the HTTPS redirect (SECURE_REDIRECT_EXEMPT).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen(r.Request('http://127.0.0.1:' + os.environ.get('PORT', '9001') + '/healthz', headers={'X-Forwarded-Proto': 'https'}), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '9001') + '/healthz', timeout=4)"]
 
 ENTRYPOINT ["/app/docker/entrypoint.sh"]
