@@ -1,7 +1,9 @@
 # The Consortium node image: one organisation's node (runnode), or with a command
 # any manage.py tool (initnode, devnet --prepare-only, runworker_web, verifychain).
 # docker-compose.yml runs a local consortium of four with it; see docs/deployment.md.
-FROM python:3.11-slim
+# The base image by its exact version tag (no image registry is reachable
+# where this file is written, so no digest is pinned; add `@sha256:…` once read).
+FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,16 +18,17 @@ RUN groupadd --system --gid 10001 consortium \
     && useradd --system --uid 10001 --gid consortium --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin consortium
 
-# Every runtime dependency is pinned in requirements.txt; binary wheels only,
-# so the image needs no compiler.
-COPY requirements.txt ./
-RUN pip install --only-binary=:all: -r requirements.txt
+# The runtime tree from the hashed lock (make lock): pip refuses any file whose
+# hash differs, takes nothing that is not in it, and only binary wheels, so the
+# image needs no compiler.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps --only-binary=:all: -r requirements.lock
 
 COPY . .
-
-# The chain protocol and the member's client, shared with the node; its
-# dependencies are already installed from requirements.txt.
-RUN pip install --no-deps ./clients/python
+# The chain protocol and the member's client, shared with the node: its
+# dependencies and its build backend (setuptools) are in the lock, so
+# nothing is fetched outside it.
+RUN pip install --no-deps --no-build-isolation ./clients/python
 
 # Static files are collected at build time (WhiteNoise serves them). Settings
 # need a secret key to load; this one exists only during the build.
@@ -43,9 +46,9 @@ USER consortium
 
 EXPOSE 9001
 
-# /healthz over plain HTTP on the node's own port; X-Forwarded-Proto keeps the
-# HTTPS redirect of a production node from answering 301 instead.
+# /healthz over plain HTTP on the node's own port: the probe paths are exempt
+# from the HTTPS redirect (SECURE_REDIRECT_EXEMPT).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen(r.Request('http://127.0.0.1:' + os.environ.get('PORT', '9001') + '/healthz', headers={'X-Forwarded-Proto': 'https'}), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '9001') + '/healthz', timeout=4)"]
 
 ENTRYPOINT ["/app/docker/entrypoint.sh"]

@@ -10,13 +10,20 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 ORGS ?= 4
 
-.PHONY: setup run test lint test-sqlite test-postgres services bench assets
+.PHONY: setup run test lint test-sqlite test-postgres services bench assets lock audit
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt clients/python/pyproject.toml
+# Every third-party package, direct or not, comes from the hashed lock files
+# (make lock writes them from requirements*.txt): pip refuses anything whose
+# hash differs, so every organisation runs the same code. The project's own
+# local packages follow with --no-deps (their dependencies are in the lock)
+# and --no-build-isolation (their build backend, setuptools, is too).
+LOCAL_PACKAGES ?= ./clients/python
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 --custom-compile-command "make lock"
+
+$(VENV)/.installed: requirements.lock requirements-dev.lock clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip==26.3
-	$(PIP) install --quiet -r requirements-dev.txt
-	$(PIP) install --quiet --no-deps ./clients/python
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(PIP) install --quiet --no-deps --no-build-isolation $(LOCAL_PACKAGES)
 	touch $@
 
 setup: $(VENV)/.installed
@@ -38,6 +45,19 @@ test-postgres: setup
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest
 
 test: setup services lint test-sqlite test-postgres
+
+# Rewrite the lock files from requirements*.txt, keeping every version already
+# locked unless a requirement changed (uv prefers the versions in the output
+# file). The whole tree first, then the runtime subset (the image's) within it,
+# so both agree on every version. `make lock UPGRADE=1` takes newer releases.
+lock: setup
+	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) --output-file requirements-dev.lock requirements-dev.txt
+	$(UV_COMPILE) --constraint requirements-dev.lock --output-file requirements.lock requirements.txt
+
+# Known vulnerabilities in the locked tree (PyPI's advisory data). Not part of
+# `make test`: a newly published advisory must not fail every submission.
+audit: setup
+	$(VENV)/bin/pip-audit --requirement requirements-dev.lock --require-hashes --disable-pip --strict --progress-spinner off
 
 bench: setup
 	$(PY) -m bench

@@ -30,18 +30,28 @@ def _public_key(text: str, where: str) -> str:
     return key
 
 
+# An application is anonymous and waits on the approvals page for review, so
+# it is bounded: at most this many admin keys and peers, each line short.
+APPLICATION_MAX_KEYS = 16
+APPLICATION_MAX_PEERS = 16
+_KEY_LINE = 70  # 64 hex characters and some whitespace
+_PEER_LINE = 400  # a key, a url of up to 300 characters, "observer"
+
+
 class ApplicationForm(forms.Form):
     org_id = forms.CharField(max_length=64, help_text="1 to 64 characters of A-Z a-z 0-9 . _ -")
     name = forms.CharField(max_length=128, label="Organisation name")
     admin_keys = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         label="Admin public keys",
-        help_text=f"One per line; {KEY_HELP}. Never paste a private key here.",
+        max_length=APPLICATION_MAX_KEYS * _KEY_LINE,
+        help_text=f"One per line, at most {APPLICATION_MAX_KEYS}; {KEY_HELP}. Never paste a private key here.",
     )
     peers = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
-        help_text='One node per line: "NODE_PUBLIC_KEY ws://host:port/ws/peer/", '
+        max_length=APPLICATION_MAX_PEERS * _PEER_LINE,
+        help_text=f'One node per line, at most {APPLICATION_MAX_PEERS}: "NODE_PUBLIC_KEY ws://host:port/ws/peer/", '
         'optionally followed by "observer" for a node that is not a validator.',
     )
     contact = forms.CharField(max_length=200, required=False, help_text="How the admins can reach you (optional).")
@@ -56,13 +66,15 @@ class ApplicationForm(forms.Form):
         return org_id
 
     def clean_admin_keys(self) -> list[str]:
-        keys = [_public_key(line, f"Line {n}") for n, line in _lines(self.cleaned_data["admin_keys"])]
+        lines = _bounded_lines(self.cleaned_data["admin_keys"], APPLICATION_MAX_KEYS, "admin keys")
+        keys = [_public_key(line, f"Line {n}") for n, line in lines]
         if not keys:
             raise forms.ValidationError("Give at least one admin public key.")
         return keys
 
     def clean_peers(self) -> list[dict[str, Any]]:
-        return [_peer(line, n) for n, line in _lines(self.cleaned_data["peers"])]
+        lines = _bounded_lines(self.cleaned_data["peers"], APPLICATION_MAX_PEERS, "peers")
+        return [_peer(line, n) for n, line in lines]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -76,6 +88,13 @@ class ApplicationForm(forms.Form):
             raise forms.ValidationError("One of these keys is already known on this chain; every key must be new.")
         data["org"] = org
         return data
+
+
+def _bounded_lines(text: str, limit: int, what: str) -> list[tuple[int, str]]:
+    lines = list(_lines(text))
+    if len(lines) > limit:
+        raise forms.ValidationError(f"At most {limit} {what}; this gives {len(lines)}.")
+    return lines
 
 
 def _peer(line: str, n: int) -> dict[str, Any]:

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc as the node's own static files
     "channels",
     "consortium",
     "ledger",
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "consortium.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -80,7 +82,20 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+    # Request handling borrows connections from one bounded psycopg pool per
+    # process and gives them back after each request (persistent connections
+    # are off: under daphne each request thread would keep its own until the
+    # garbage collector, which the node runs rarely, reclaimed it). The
+    # engine's and the admission threads live as long as the process and keep
+    # one dedicated connection each, outside the pool (consortium.db).
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("CONSORTIUM_DB_POOL_SIZE", 8),
+        # A request that finds every pooled connection busy waits this long, then fails.
+        "timeout": env_float("CONSORTIUM_DB_POOL_TIMEOUT", 10.0),
+        "max_idle": 300,
+    }
 else:
     DATABASES = {
         "default": {
@@ -119,6 +134,32 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "peers.layers.NodeChannelLayer"}}
+
+# Counters of the login and /apply/ throttles (consortium.throttle): in Redis
+# when there is one, so every process of a node counts together; else in
+# this process's memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CONSORTIUM_CHANNEL_PREFIX", "consortium:" + _home_digest),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Failed log-ins: per (username, client address) and per client address, in a
+# window that starts at the first failure; past either limit the login form
+# refuses (429) until the window has passed, whatever the password
+# (consortium.login).
+CONSORTIUM_LOGIN_FAILURES_PER_USER = env_int("CONSORTIUM_LOGIN_FAILURES_PER_USER", 5)
+CONSORTIUM_LOGIN_FAILURES_PER_ADDRESS = env_int("CONSORTIUM_LOGIN_FAILURES_PER_ADDRESS", 20)
+CONSORTIUM_LOGIN_WINDOW_S = env_int("CONSORTIUM_LOGIN_WINDOW_S", 900)
+# /apply/: applications stored, and forms refused, per client address and hour.
+CONSORTIUM_APPLY_LIMIT = env_int("CONSORTIUM_APPLY_LIMIT", 5)
+CONSORTIUM_APPLY_FAILURES = env_int("CONSORTIUM_APPLY_FAILURES", 20)
+CONSORTIUM_APPLY_WINDOW_S = env_int("CONSORTIUM_APPLY_WINDOW_S", 3600)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -186,6 +227,14 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["ledger.api.permissions.IsLedgerReader"],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc come from drf-spectacular-sidecar's static files on
+    # the node itself, never from a CDN: nodes run on private networks, and
+    # the pages run with an admin's session (consortium.csp).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No "valid" badge fetched from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
 }
 
 # Consensus timeouts in seconds: timeout(r) = base + r * delta (docs/consensus.md).
@@ -207,7 +256,10 @@ CONSORTIUM_EVENTS_QUEUE = env_int("CONSORTIUM_EVENTS_QUEUE", 1000)
 CONSORTIUM_EVENTS_SLOW_SECONDS = env_float("CONSORTIUM_EVENTS_SLOW_SECONDS", 10.0)
 
 # Production hardening; each can be relaxed by environment for a lab setup.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is believed only behind a trusted proxy: with none, any
+# client could send it and pass for HTTPS.
+if REST_FRAMEWORK["NUM_PROXIES"] > 0:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

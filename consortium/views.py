@@ -21,7 +21,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -31,13 +30,15 @@ from consortium.approvals import open_standings, recently_decided, transaction_s
 from consortium.forms import ApplicationForm, MemberAddForm, RevokeForm, SuspendForm, VoteForm
 from consortium.models import Application, MemberKey
 from consortium.permissions import GOVERN, can_govern
+from consortium.throttle import Window, client_address
 from ledger.node.home import NodeHome
 from ledger.pool import Admission
 
 RECENT_TXS = "governance_tx_ids"  # session key: this browser's latest governance transactions
 RECENT_TXS_KEPT = 10
-APPLY_LIMIT = getattr(settings, "CONSORTIUM_APPLY_LIMIT", 5)  # applications per client IP per window
-APPLY_WINDOW_S = getattr(settings, "CONSORTIUM_APPLY_WINDOW_S", 3600)
+# /apply/ per client address: applications stored, and forms refused (consortium.throttle).
+APPLIED = Window("apply", settings.CONSORTIUM_APPLY_LIMIT, settings.CONSORTIUM_APPLY_WINDOW_S)
+APPLY_REFUSED = Window("apply-refused", settings.CONSORTIUM_APPLY_FAILURES, settings.CONSORTIUM_APPLY_WINDOW_S)
 
 
 def govern_action(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -70,15 +71,18 @@ def members(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def apply(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST" and _apply_throttled(request):
+    address = client_address(request)
+    if request.method == "POST" and (APPLIED.exceeded(address) or APPLY_REFUSED.exceeded(address)):
         messages.error(request, "Too many applications from your address; please try again later.")
-        return render(request, "consortium/apply.html", {"form": ApplicationForm(request.POST)}, status=429)
+        return render(request, "consortium/apply.html", {"form": ApplicationForm()}, status=429)
     form = ApplicationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         application = governance.store_application(org=form.cleaned_data["org"], contact=form.cleaned_data["contact"])
-        _count_application(request)
+        APPLIED.count(address)
         messages.success(request, f"Thank you: the application of {application.org_id} awaits review by the admins.")
         return redirect("apply")
+    if form.is_bound:
+        APPLY_REFUSED.count(address)
     return render(request, "consortium/apply.html", {"form": form}, status=400 if form.is_bound else 200)
 
 
@@ -198,22 +202,3 @@ def _members_page(request: HttpRequest, form: MemberAddForm, status: int = 200) 
     keys = MemberKey.objects.filter(org=context["own_org"]) if context["own_org"] else MemberKey.objects.none()
     context.update({"member_keys": keys, "add_form": form})
     return render(request, "consortium/members.html", context, status=status)
-
-
-def _apply_key(request: HttpRequest) -> str:
-    # REMOTE_ADDR, not X-Forwarded-For: a client could forge the latter. Behind
-    # a proxy every client shares the proxy's address, so the limit is global.
-    return f"consortium:apply:{request.META.get('REMOTE_ADDR', '')}"
-
-
-def _apply_throttled(request: HttpRequest) -> bool:
-    return cache.get(_apply_key(request), 0) >= APPLY_LIMIT
-
-
-def _count_application(request: HttpRequest) -> None:
-    key = _apply_key(request)
-    cache.add(key, 0, APPLY_WINDOW_S)
-    try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, APPLY_WINDOW_S)

@@ -16,3 +16,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     import tempfile
 
     DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"consortium-test-{os.getpid()}.sqlite3")}  # noqa: F405
+
+# The throttles' counters in this process's memory: tests clear them between
+# tests (a Redis cache's clear() would flush the database the node processes
+# of other tests use as their channel layer).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+if "pool" in DATABASES["default"].get("OPTIONS", {}):  # noqa: F405
+    # The test process itself reaches PostgreSQL from many short-lived threads
+    # (asgiref contexts of async tests, in-process engines) that pytest never
+    # closes, each holding a pooled connection until the process ends. The
+    # nodes that tests start as processes keep the production pool size, and
+    # tests/ops/test_connections.py checks that a runnode's stays bounded.
+    DATABASES["default"]["OPTIONS"]["pool"] = {**DATABASES["default"]["OPTIONS"]["pool"], "max_size": 48}  # noqa: F405

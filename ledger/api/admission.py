@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from django.db import close_old_connections, connections
 
+from consortium.db import use_dedicated_connection
 from consortium_protocol.errors import ProtocolError
 from ledger import selectors
 from ledger.api.errors import ApiError
@@ -33,7 +34,8 @@ Outcome = Admission | ProtocolError
 T = TypeVar("T")
 ROUND_LIMIT = 2000  # envelopes per round; a round takes whole requests, so a batch of 1,000 may exceed it alone
 
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admission")
+# Its own database connection for life, outside the request pool (consortium.db).
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admission", initializer=use_dedicated_connection)
 
 
 def admit_requests(requests: list[list[Any]]) -> list[list[Outcome]]:

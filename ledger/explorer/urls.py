@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
+import consortium.converters  # noqa: F401  - registers <dbint:…>
 from ledger.explorer import downloads, views
 
 
@@ -35,7 +36,7 @@ app_name = "explorer"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("blocks/", views.blocks, name="blocks"),
-    path("blocks/<int:height>/", views.block, name="block"),
+    path("blocks/<dbint:height>/", views.block, name="block"),
     path("tx/<hex64:tx_id>/", views.transaction, name="transaction"),
     path("state/", views.state, name="state"),
     path("state/<name:namespace>/", views.namespace, name="namespace"),

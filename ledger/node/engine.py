@@ -22,6 +22,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from consortium.db import use_dedicated_connection
 from consortium_protocol.errors import ProtocolError
 from ledger import pool
 from ledger.consensus.machine import Timeouts
@@ -134,6 +135,7 @@ class Engine:
         resumes where it was.
         """
         try:
+            use_dedicated_connection()  # its own connection for life, outside the request pool
             self.core.run()
         except BaseException:
             logger.critical("the engine failed; the node exits so that it is restarted", exc_info=True)

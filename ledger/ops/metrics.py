@@ -19,6 +19,7 @@ from datetime import datetime
 
 from django.db.models import Count
 from django.utils import timezone
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
@@ -184,3 +185,10 @@ def _histogram(name: str, documentation: str, values: list[float], bounds: tuple
 
 REGISTRY = CollectorRegistry(auto_describe=False)
 REGISTRY.register(LedgerCollector())
+# This process's own: CPU, memory, open files, start time (process_*, from
+# /proc), and the garbage collector's collections per generation
+# (python_gc_*), whose pauses the node tunes (ledger.node.server), plus the
+# interpreter's version (python_info). Each web worker reports its own.
+ProcessCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)

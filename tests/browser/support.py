@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response
 
 from consortium_protocol.keys import SigningKey, read_key_file
 from consortium_protocol.transactions import sign_body
@@ -83,16 +84,42 @@ class Devnet:
         return self.net.query(self.node, "SELECT block_height FROM ledger_transaction WHERE tx_id = ?", (tx_id,))[0][0]
 
 
+# Every Content-Security-Policy violation becomes a console error, which fails the test (Chromium
+# also logs the refusals it enforces; this catches every violation event, with its directive).
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`
+    + ` at ${event.sourceFile}:${event.lineNumber}`);
+});
+"""
+
+
 class Watched:
-    """A page with its console errors and uncaught exceptions, which fail the test."""
+    """A page with its console errors, uncaught exceptions, CSP violations and requests elsewhere, which fail the test.
+
+    Every page the node serves must carry its Content-Security-Policy, and no
+    page may load anything from another origin.
+    """
 
     def __init__(self, context: BrowserContext) -> None:
         self.context = context
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
         self.page = context.new_page()
         self.errors: list[str] = []
         self.allowed: list[re.Pattern[str]] = []
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda error: self.errors.append(f"pageerror on {self.page.url}: {error}"))
+        self.page.on("request", self._request)
+        self.page.on("response", self._response)
+
+    def _request(self, request: Request) -> None:
+        origin = urlsplit(request.url)
+        if origin.scheme not in {"data", "blob", "about"} and origin.hostname not in {"127.0.0.1", "localhost"}:
+            self.errors.append(f"request to another origin from {self.page.url}: {request.url}")
+
+    def _response(self, response: Response) -> None:
+        if response.request.resource_type == "document" and "content-security-policy" not in response.headers:
+            self.errors.append(f"no Content-Security-Policy on {response.url}")
 
     def _console(self, message: ConsoleMessage) -> None:
         # The site has no icon: Chromium's own request for /favicon.ico is no error of a page.

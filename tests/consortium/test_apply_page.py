@@ -95,3 +95,49 @@ def test_invalid_submissions_do_not_use_up_the_limit(anonymous_client, kit):
     for _ in range(6):
         anonymous_client.post(APPLY, _form(admin_keys="bad"))
     assert anonymous_client.post(APPLY, _form()).status_code == 302
+
+
+def test_refused_forms_are_throttled_per_address_too(anonymous_client, kit, settings):
+    """Guessing at the form costs attempts as well: past the failure limit even a valid form is refused."""
+    from consortium.views import APPLY_REFUSED
+
+    for _ in range(APPLY_REFUSED.limit):
+        assert anonymous_client.post(APPLY, _form(admin_keys="bad")).status_code == 400
+    response = anonymous_client.post(APPLY, _form())
+    assert response.status_code == 429 and "Too many applications" in response.content.decode()
+    assert not Application.objects.exists()
+    assert anonymous_client.post(APPLY, _form(), REMOTE_ADDR="10.1.2.3").status_code == 302
+
+
+def _keys(n: int) -> str:
+    return "\n".join(SigningKey.generate().public_key for _ in range(n))
+
+
+def _peers(n: int) -> str:
+    return "\n".join(f"{SigningKey.generate().public_key} wss://n{i}.acme.example/ws/peer/" for i in range(n))
+
+
+def test_sixteen_admin_keys_and_sixteen_peers_are_accepted(anonymous_client, kit):
+    response = anonymous_client.post(APPLY, _form(admin_keys=_keys(16), peers=_peers(16)))
+    assert response.status_code == 302
+    application = Application.objects.get()
+    assert (len(application.admins), len(application.peers)) == (16, 16)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("admin_keys", _keys(17), "At most 16 admin keys; this gives 17."),
+        ("peers", _peers(17), "At most 16 peers; this gives 17."),
+        # 50,000 keys (3.2 MB) stop at the field's length bound before any parsing.
+        ("admin_keys", "\n".join(["ab" * 32] * 50_000), "Ensure this value has at most 1120 characters"),
+        ("peers", "x" * 7000, "Ensure this value has at most 6400 characters"),
+        ("name", "n" * 129, "Ensure this value has at most 128 characters"),
+        ("contact", "c" * 201, "Ensure this value has at most 200 characters"),
+    ],
+)
+def test_fields_are_bounded_in_number_and_size(anonymous_client, kit, field, value, message):
+    response = anonymous_client.post(APPLY, _form(**{field: value}))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Application.objects.exists()

@@ -13,11 +13,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("secret_from", ["env", "file"])
-def test_production_settings_pass_the_deploy_check_without_warnings(tmp_path, secret_from):
+SERVER_URL = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.mark.parametrize(
+    ("secret_from", "proxies", "database"),
+    [("env", "0", None), ("file", "0", None), ("env", "1", None), ("file", "2", SERVER_URL)],
+)
+def test_production_settings_pass_the_deploy_check_without_warnings(tmp_path, secret_from, proxies, database):
     secret = secrets.token_urlsafe(50)  # 67 characters, as the check wants 50+ with variety
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CONSORTIUM_")) and k != "DATABASE_URL"}
     env.update(CONSORTIUM_HOME=str(tmp_path), DJANGO_DEBUG="false", DJANGO_ALLOWED_HOSTS="node.example.org")
+    env["CONSORTIUM_TRUSTED_PROXIES"] = proxies  # with and without trusting X-Forwarded-Proto
+    if database:
+        env["DATABASE_URL"] = database  # the pooled PostgreSQL settings
     if secret_from == "env":
         env["DJANGO_SECRET_KEY"] = secret
     else:

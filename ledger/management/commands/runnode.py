@@ -4,8 +4,9 @@ Serves the web pages, REST API and WebSockets with daphne on the host and
 port of the node's own peer url in genesis (--bind overrides; a node of an
 organisation that joins after genesis needs it) and runs the engine. It
 refuses to start, with one line on stderr and exit code 1, on a missing or
-unreadable home, a bad genesis, a key file readable by others, or a database
-that is not migrated.
+unreadable home, a bad genesis, a key file readable by others, a database
+that is not migrated, or another runnode already running on the same home or
+the same PostgreSQL database (ledger.node.fence).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ledger.node.fence import fence_engine
 from ledger.node.home import HomeError, NodeHome, load_home, parse_bind
 from ledger.node.server import NodeRefused, check_migrations, serve
 
@@ -33,13 +35,18 @@ class Command(BaseCommand):
         try:
             home = self._load(options["bind"])
             check_migrations()
+            # One engine per home and per database, held until the process ends (ledger.node.fence).
+            fence = fence_engine(home)
         except (HomeError, NodeRefused) as exc:
             raise CommandError(exc.message) from None
         self.check()
+        fence.watch()
         try:
             exit_code = serve(home)
         except NodeRefused as exc:
             raise CommandError(exc.message) from None
+        finally:
+            fence.release()
         if exit_code:
             raise CommandError("node stopped after an engine error (see the log above)", returncode=exit_code)
 
