@@ -26,8 +26,10 @@ CLOSE_TOO_MANY_SOCKETS = 4409
 CLOSE_SLOW_CONSUMER = 4429
 
 # Limits of what one socket may ask for.
-MAX_FRAME_CHARS = 131_072  # 1000 tx ids are about 67,000 characters
-MAX_TXS = 1000  # tx ids in one message
+# daphne refuses any WebSocket frame over the port's limit (peers.node: 64 KiB)
+# before the application sees it, so one message must fit one such frame.
+MAX_FRAME_CHARS = 65_536
+MAX_TXS = 500  # tx ids in one message: about 33,500 characters
 MAX_WATCHED = 10_000  # tx ids one socket waits for at once (about 1 MB)
 MAX_WRITES = 32  # namespace / key-prefix filters of one socket
 MAX_MESSAGES_PER_MINUTE = 120

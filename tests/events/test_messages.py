@@ -49,7 +49,7 @@ broken_fields = st.sampled_from(
         ("txs", ["AB" * 32]),
         ("txs", ["ab" * 31]),
         ("txs", [1]),
-        ("txs", ["ab" * 32] * 1001),
+        ("txs", ["ab" * 32] * (protocol.MAX_TXS + 1)),
         ("writes", {"namespace": "n"}),
         ("writes", [{"namespace": ""}]),
         ("writes", [{"namespace": "a/b"}]),
@@ -128,8 +128,8 @@ def test_a_reason_is_short_ascii_whatever_the_client_sent():
 
 def test_watch_txs_is_bounded_by_what_is_outstanding():
     selection = protocol.Selection.of(Subscribe(txs=tuple(f"{i:064x}" for i in range(600))))
-    for start in range(300, protocol.MAX_WATCHED, 1000):  # overlapping and new ids, 1000 a message
-        selection.watch(tuple(f"{i:064x}" for i in range(start, min(start + 1000, protocol.MAX_WATCHED))))
+    for start in range(300, protocol.MAX_WATCHED, protocol.MAX_TXS):  # overlapping and new ids, a full message each
+        selection.watch(tuple(f"{i:064x}" for i in range(start, min(start + protocol.MAX_TXS, protocol.MAX_WATCHED))))
     assert len(selection.watched) == protocol.MAX_WATCHED
     with pytest.raises(BadMessage):
         selection.watch(("f" * 64,))
@@ -199,3 +199,15 @@ def test_the_socket_closes_4400_on_any_other_json(member_sync_token, value):
 )
 def test_the_socket_closes_4400_on_protocol_violations(member_sync_token, frames):
     assert async_to_sync(_closes_with_bad_message)(member_sync_token, frames) == protocol.CLOSE_BAD_MESSAGE
+
+
+def test_a_full_subscribe_fits_one_frame_of_the_port() -> None:
+    """daphne drops a frame over the port's limit before the consumer sees it (the socket just closes)."""
+    from peers.node import daphne_limits
+
+    ids = [f"{i:064x}" for i in range(protocol.MAX_TXS)]
+    text = json.dumps(
+        {"type": "subscribe", "from_height": 2**63 - 1, "blocks": True, "txs": ids}, separators=(",", ":")
+    )
+    assert len(text) <= protocol.MAX_FRAME_CHARS <= daphne_limits()["websocket_max_frame_size"]
+    assert parse_message(text).txs == tuple(ids)

@@ -21,7 +21,7 @@ from .errors import ConsortiumError, one_line
 from .results import Event
 
 EVENT_TYPES = ("block", "tx", "write", "governance")
-MAX_TXS = 1000  # tx ids in one subscribe or watch_txs message
+MAX_TXS = 500  # tx ids in one subscribe or watch_txs message (one message fits the node's 64 KiB frame)
 MAX_WATCHED = 10_000  # tx ids a socket watches at once (a reported one frees its place)
 MAX_MESSAGE = 1 << 20
 RESUMABLE_CLOSES = (1001, 1006, 1011, 1012, 4429)  # shutting down, dropped, server error, restart, slow consumer
