@@ -39,10 +39,10 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 test-sqlite: setup
-	env -u DATABASE_URL REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest
+	env -u DATABASE_URL REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest --durations=25
 
 test-postgres: setup
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest --durations=25
 
 test: setup services lint test-sqlite test-postgres
 
