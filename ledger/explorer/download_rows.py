@@ -97,20 +97,21 @@ def _transactions(low: int, high: int, after: Position | None, limit: int) -> li
     )
     found = list(rows.values("block_id", "index", "tx_id", "type", "status", "code", "signer", "body")[:limit])
     times = _block_times({r["block_id"] for r in found})
-    return [
-        {
-            "block_height": r["block_id"],
-            "index": r["index"],
-            "time_ms": times.get(r["block_id"]),
-            "tx_id": r["tx_id"],
-            "type": r["type"],
-            "status": r["status"],
-            "code": r["code"],
-            "signer": r["signer"],
-            "body": r["body"],
-        }
-        for r in found
-    ]
+    return [{**_transaction_row(r, times), "body": r["body"]} for r in found]
+
+
+def _transaction_row(r: Row, times: dict[int, int]) -> Row:
+    """The columns a transaction row and a membership row share, from `values()` of Transaction."""
+    return {
+        "block_height": r["block_id"],
+        "index": r["index"],
+        "time_ms": times.get(r["block_id"]),
+        "tx_id": r["tx_id"],
+        "type": r["type"],
+        "status": r["status"],
+        "code": r["code"],
+        "signer": r["signer"],
+    }
 
 
 TRANSACTIONS = Source(
@@ -159,14 +160,7 @@ def _membership(low: int, high: int, after: Position | None, limit: int) -> list
     times = _block_times({r["block_id"] for r in found})
     return [
         {
-            "block_height": r["block_id"],
-            "index": r["index"],
-            "time_ms": times.get(r["block_id"]),
-            "tx_id": r["tx_id"],
-            "type": r["type"],
-            "status": r["status"],
-            "code": r["code"],
-            "signer": r["signer"],
+            **_transaction_row(r, times),
             "payload": json.dumps(json.loads(r["body"]).get("payload"), sort_keys=True, separators=(",", ":")),
         }
         for r in found
