@@ -247,6 +247,9 @@ CONSENSUS_TIMEOUTS = {
     ),
 }
 CONSORTIUM_MAX_BLOCK_TXS = env_int("CONSORTIUM_MAX_BLOCK_TXS", 2000)
+# Pending transactions a node's pool holds at most (CometBFT's mempool size);
+# beyond it, submissions get 429 pool_full and peers' gossip waits for a re-offer.
+CONSORTIUM_POOL_MAX_PENDING = env_int("CONSORTIUM_POOL_MAX_PENDING", 5000)
 # Pause between heights (CometBFT's timeout_commit), in seconds: under load a
 # block then gathers many transactions instead of one each.
 CONSORTIUM_BLOCK_INTERVAL = env_float("CONSORTIUM_BLOCK_INTERVAL", 0.1)

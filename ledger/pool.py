@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
@@ -43,6 +44,20 @@ class Forbidden(ProtocolError):
     """The transaction is well formed but its signer may not send it (HTTP 403)."""
 
 
+class PoolFull(ProtocolError):
+    """The pool holds CONSORTIUM_POOL_MAX_PENDING transactions (HTTP 429): sent again later, it can be admitted.
+
+    The bound keeps an overloaded node working: without it, every node
+    verifies and stores whatever arrives faster than blocks commit, and that
+    work starves consensus itself, so fewer transactions commit the more are
+    offered. With it, the excess is refused at once, before any signature
+    check, and the chain keeps committing at its own pace.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("pool_full", "this node's pool of pending transactions is full; send it again shortly")
+
+
 @dataclass(frozen=True)
 class Admission:
     tx_id: str
@@ -61,6 +76,7 @@ def admit(envelopes: list[Any], *, chain_id: str) -> list[Admission | ProtocolEr
     shaped = [_shape(envelope, chain_id) for envelope in envelopes]
     ids = [p.tx_id for p in shaped if isinstance(p, SignedTx)]
     stored = {tx_id: (status, sig) for tx_id, status, sig in _known(ids)}
+    shaped = _within_room(shaped, stored)
     parsed = _verified(shaped, stored)
     known = {tx_id: status for tx_id, (status, _) in stored.items()}
     txs = [p for p in parsed if isinstance(p, SignedTx)]
@@ -78,6 +94,28 @@ def _shape(envelope: Any, chain_id: str) -> SignedTx | ProtocolError:
         return parse_envelope(envelope, chain_id, check_signature=False)
     except ProtocolError as error:
         return error
+
+
+def _within_room(
+    shaped: list[SignedTx | ProtocolError], stored: dict[str, tuple[str, str]]
+) -> list[SignedTx | ProtocolError]:
+    """Each new transaction beyond the pool's room becomes PoolFull; known ones pass (they take no room)."""
+    new_ids = {item.tx_id for item in shaped if isinstance(item, SignedTx) and item.tx_id not in stored}
+    if not new_ids:
+        return shaped
+    room = settings.CONSORTIUM_POOL_MAX_PENDING - pool_size()
+    if len(new_ids) <= room:
+        return shaped
+    admitted: set[str] = set()
+    result: list[SignedTx | ProtocolError] = []
+    for item in shaped:
+        if isinstance(item, SignedTx) and item.tx_id in new_ids and item.tx_id not in admitted:
+            if len(admitted) >= room:
+                result.append(PoolFull())
+                continue
+            admitted.add(item.tx_id)
+        result.append(item)
+    return result
 
 
 def _known(tx_ids: list[str]) -> list[tuple[str, str, str]]:
@@ -240,8 +278,14 @@ class Offer:
 
     row_id: int
     tx_id: str
-    envelope: dict[str, Any]
+    body: str  # canonical JSON, as stored
+    signature: str
     size: int  # canonical bytes of the envelope
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        """Parsed only for an offer that is sent: most rows a gossip tick reads came from peers."""
+        return {"body": loads_strict(self.body), "signature": self.signature}
 
 
 def offers(*, after: int = 0, max_bytes: int, max_count: int, received_before: datetime | None = None) -> list[Offer]:
@@ -257,7 +301,7 @@ def offers(*, after: int = 0, max_bytes: int, max_count: int, received_before: d
         used += size + 1
         if found and (used > max_bytes or len(found) >= max_count):
             break
-        found.append(Offer(row_id, tx_id, {"body": loads_strict(body), "signature": signature}, size))
+        found.append(Offer(row_id, tx_id, body, signature, size))
     return found
 
 

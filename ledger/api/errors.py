@@ -18,21 +18,26 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from consortium_protocol.errors import ProtocolError
-from ledger.pool import Forbidden
+from ledger.pool import Forbidden, PoolFull
+
+POOL_FULL_RETRY_AFTER = 1  # seconds: a block commits about this often under load
 
 
 class ApiError(Exception):
     """A request the API refuses: a stable `code`, a `detail` for people and a 4xx `status`."""
 
-    def __init__(self, code: str, detail: Any, status: int = 400) -> None:
+    def __init__(self, code: str, detail: Any, status: int = 400, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
         self.status = status
+        self.headers = headers
 
     @classmethod
     def from_protocol(cls, error: ProtocolError) -> ApiError:
-        """A refused transaction: 403 when its signer may not send it, else 400."""
+        """A refused transaction: 403 when its signer may not send it, 429 when the pool is full, else 400."""
+        if isinstance(error, PoolFull):
+            return cls(error.code, error.detail, 429, headers={"Retry-After": str(POOL_FULL_RETRY_AFTER)})
         return cls(error.code, error.detail, 403 if isinstance(error, Forbidden) else 400)
 
     def as_dict(self) -> dict[str, Any]:
@@ -52,7 +57,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         from rest_framework.views import set_rollback  # see _drf_handler
 
         set_rollback()
-        return Response(exc.as_dict(), status=exc.status)
+        return Response(exc.as_dict(), status=exc.status, headers=exc.headers)
     response = _drf_handler(exc, context)  # also maps Http404 and Django's PermissionDenied
     if response is None:
         return None  # a bug, not an input: let it be a 500 with a traceback in the log

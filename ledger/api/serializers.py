@@ -20,7 +20,7 @@ ERROR_MEANINGS = {
     406: "no acceptable representation",
     413: "request body too large",
     415: "unsupported media type",
-    429: "throttled",
+    429: "throttled, or the pool is full (`pool_full`): send again after Retry-After",
 }
 READ_ERRORS = (400, 401, 403, 404, 405, 406)
 SUBMIT_ERRORS = (400, 403, 405, 406, 413, 415, 429)

@@ -24,7 +24,7 @@ from ledger.api.serializers import (
     TransactionRecordSerializer,
     responses,
 )
-from ledger.pool import Admission
+from ledger.pool import Admission, PoolFull
 
 BATCH_LIMIT = 1000
 
@@ -90,6 +90,8 @@ class SubmitBatchApi(SubmitApi):
     async def post(self, request: Request) -> Response:
         envelopes = self._envelopes(request.data)
         outcomes = await admit_envelopes(envelopes)
+        if outcomes and all(isinstance(o, PoolFull) for o in outcomes):
+            raise ApiError.from_protocol(outcomes[0])  # nothing fits: 429 as a whole, so clients retry it as one
         return Response({"results": [_result(e, o) for e, o in zip(envelopes, outcomes, strict=True)]})
 
     @staticmethod

@@ -79,6 +79,11 @@ logger = logging.getLogger(__name__)
 IDLE_CHECK_SECONDS = 0.2  # how often an idle engine looks at the pool without a notification (one indexed query)
 STATUS_SECONDS = 1.0  # how often the node tells its peers where it is
 MAX_STATUS_MESSAGES = 10**6  # a status's "messages" count beyond this is a lie
+# A peer at our height whose status shows fewer messages than we hold gets our
+# whole height log again only once it has lagged this long: a lower count is
+# usually just messages in flight, and under load re-sending every proposal of
+# the height each second would swamp the links it is meant to repair.
+HEIGHT_LOG_LAG_SECONDS = 3.0
 # What a malformed peer message can raise while it is checked; anything else is the node's own fault.
 MALFORMED = (ProtocolError, KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
 GOSSIP_BATCHES_PER_TICK = 4  # each at most budgets.GOSSIP_BATCH_BYTES and GOSSIP_BATCH_COUNT
@@ -103,7 +108,7 @@ class Committed:
 class Network:
     """How the core reaches peers; the asyncio side provides thread-safe versions."""
 
-    broadcast: Callable[[dict[str, Any]], None] = lambda message: None
+    broadcast: Callable[..., None] = lambda message, exclude=None: None  # exclude: a peer to leave out
     send: Callable[[str, dict[str, Any]], None] = lambda peer, message: None
 
 
@@ -159,6 +164,7 @@ class EngineCore:
         self._last_reoffer = self.clock()
         self._reoffered_id = 0  # the re-offer walks the pool from here, then starts over
         self.peer_links: list[dict[str, Any]] = []  # replaced wholesale by the asyncio side every second
+        self._lagging_since: dict[str, float] = {}  # peer -> when its status first showed it missing messages
         self._from_peers: deque[str] = deque(maxlen=20000)
         self._from_peers_set: set[str] = set()
 
@@ -207,6 +213,7 @@ class EngineCore:
         validators = self.state.membership.validators()
         self._prepared, self._timers, self._started = {}, [], False
         self._log = HeightLog(height)
+        self._lagging_since.clear()
         if not validators:
             self._serve_without_validators()
             return height
@@ -525,16 +532,19 @@ class EngineCore:
         if self.far_rounds.is_far(message.round, self.machine.round):
             self.far_rounds.hold(message, wire)  # not logged, not relayed (rounds.py)
             return
-        self._accept(message, wire, replaying=replaying)
+        self._accept(message, wire, replaying=replaying, origin=peer)
 
-    def _accept(self, message: Vote | Proposal, wire: dict[str, Any], *, replaying: bool = False) -> None:
+    def _accept(
+        self, message: Vote | Proposal, wire: dict[str, Any], *, replaying: bool = False, origin: str | None = None
+    ) -> None:
         if _message_key(message) in self._log.messages:
             return
         if not replaying and self.me in self.machine.validators:
             self.signing.record_seen(wire)
         self._feed(message)
         # Relay once: a message one correct node received reaches every correct node.
-        self.network.broadcast({"type": "consensus", "message": wire})
+        # Not back to the peer it came from, which has it.
+        self.network.broadcast({"type": "consensus", "message": wire}, exclude=origin)
         self._maybe_start(False)
 
     def _release_far_rounds(self) -> None:
@@ -568,7 +578,17 @@ class EngineCore:
         else:
             self.sync.forget(peer)
             if committed == tip and held < len(self._log.messages):
-                self._send_height_log(peer)
+                self._repair_lagging_peer(peer)
+            else:
+                self._lagging_since.pop(peer, None)
+
+    def _repair_lagging_peer(self, peer: str) -> None:
+        """Send our height log to a peer lacking messages for HEIGHT_LOG_LAG_SECONDS, then wait as long again."""
+        now = self.clock()
+        since = self._lagging_since.setdefault(peer, now)
+        if now - since >= HEIGHT_LOG_LAG_SECONDS:
+            self._lagging_since[peer] = now
+            self._send_height_log(peer)
 
     def _serve_blocks(self, peer: str, message: dict[str, Any]) -> None:
         """Blocks for a peer: only when the node runs without Engine (engine.py serves them off this thread)."""

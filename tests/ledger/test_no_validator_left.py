@@ -78,7 +78,9 @@ def test_a_node_whose_chain_already_has_no_validator_stays_up_instead_of_crash_l
     state.membership.orgs["org1"].status = "suspended"  # a chain from before the rule: its validator is gone
     assert state.membership.validators() == []
     sent: list[tuple[str, dict]] = []
-    network = Network(broadcast=lambda message: None, send=lambda peer, message: sent.append((peer, message)))
+    network = Network(
+        broadcast=lambda message, exclude=None: None, send=lambda peer, message: sent.append((peer, message))
+    )
     core = EngineCore(home, state, timeouts=FAST, max_block_txs=10, network=network)
     failures: list[BaseException] = []
 

@@ -39,7 +39,7 @@ class Recorder(Network):
         super().__init__()
         self.broadcasts: list[dict[str, Any]] = []
         self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.broadcast = self.broadcasts.append
+        self.broadcast = lambda message, exclude=None: self.broadcasts.append(message)
         self.send = lambda peer, message: self.sent.append((peer, message))
 
     def offered(self) -> list[str]:

@@ -148,10 +148,10 @@ class Simulation:
         return self.rng.uniform(0.001, 0.02)
 
     def network_for(self, node: Node) -> Network:
-        def broadcast(message: dict) -> None:
+        def broadcast(message: dict, exclude: str | None = None) -> None:
             self.record(node, message)
             for other in self.nodes:
-                if other is not node:
+                if other is not node and other.key.public_key != exclude:
                     self.schedule(self.delay(), "deliver", other.index, (node.key.public_key, copy.deepcopy(message)))
             self.schedule(self.delay(), "byz_hears", self.byzantine, message)
 

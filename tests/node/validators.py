@@ -36,9 +36,16 @@ class FakeClock:
 
 
 class Recorder(Network):
+    """Every message the core sends: (peer, message) for a send, (None, message) for a broadcast."""
+
     def __init__(self) -> None:
         self.out: list[tuple[str | None, dict[str, Any]]] = []
-        super().__init__(broadcast=lambda message: self.out.append((None, message)), send=self._send)
+        self.excluded: list[str | None] = []  # each broadcast's `exclude`, in order
+        super().__init__(broadcast=self._broadcast, send=self._send)
+
+    def _broadcast(self, message: dict[str, Any], exclude: str | None = None) -> None:
+        self.out.append((None, message))
+        self.excluded.append(exclude)
 
     def _send(self, peer: str, message: dict[str, Any]) -> None:
         self.out.append((peer, message))
