@@ -32,6 +32,7 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import BaseChannelLayer, get_channel_layer
 
+from consortium.channels import receive_forever
 from ledger.explorer.events import TOPICS
 from ledger.node.engine import topic_group
 
@@ -106,12 +107,15 @@ class LocalFeed:
             logger.info("the dashboard feed could not leave its groups", exc_info=True)
 
     async def _listen(self, channel: str) -> None:
-        while True:
-            event = await self.layer.receive(channel)
-            try:
-                await self.fan_out(event)
-            except Exception:  # one bad event must not end the feed
-                logger.warning("could not forward a %s event", event.get("type"), exc_info=True)
+        await receive_forever(
+            self.layer, channel, join=lambda: self._join(channel), handle=self._forward, what="the dashboard feed"
+        )
+
+    async def _forward(self, event: dict[str, Any]) -> None:
+        try:
+            await self.fan_out(event)
+        except Exception:  # one bad event must not end the feed
+            logger.warning("could not forward a %s event", event.get("type"), exc_info=True)
 
     async def _refresh(self, channel: str) -> None:
         expiry = getattr(self.layer, "group_expiry", 86400)

@@ -39,6 +39,7 @@ SILENT = 4009  # nothing received for idle_timeout
 NOT_WANTED = 4010  # the hub no longer keeps a link to this peer (target removed, hub not running)
 SEAL_FAILED = 4011  # a sealed frame did not open: tampered, replayed, dropped or reordered
 TOO_MANY_UNAUTHENTICATED = 4012  # this client address already has its share of sockets in the handshake
+MISBEHAVING = 4017  # the peer's messages kept failing the engine's checks; its key is refused for a while
 
 
 def sendable_close_codes() -> dict[str, int]:

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # How long stop() waits for peers to complete their closing handshakes.
 SOCKET_CLOSE_WAIT = 2.0
+# How long a peer disconnected for misbehaving is refused (both directions) before it may link again.
+COOL_OFF_SECONDS = 30.0
 
 MessageHandler = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 PeerHandler = Callable[[str], Awaitable[None] | None]
@@ -55,6 +57,8 @@ class PeerHub:
         self._on_peer_up: PeerHandler | None = None
         self._on_peer_down: PeerHandler | None = None
         self._links: dict[str, Link] = {}
+        self._cooling: dict[str, float] = {}  # node key -> time (self.clock) until which its links are refused
+        self.clock: Callable[[], float] = time.monotonic
         self._handshaking: set[Link] = set()
         self._targets: dict[str, str] = {}
         self._dialers: dict[str, asyncio.Task[None]] = {}
@@ -188,6 +192,18 @@ class PeerHub:
         data = self._encode_or_log(message)
         return data is not None and self._call_threadsafe(self._broadcast_encoded, data, exclude)
 
+    def disconnect(self, node_key: str, reason: str) -> None:
+        """Close the link to a misbehaving peer and refuse its key for COOL_OFF_SECONDS."""
+        self._cooling[node_key] = self.clock() + COOL_OFF_SECONDS
+        link = self._links.get(node_key)
+        logger.warning("peer %s… disconnected for %s s: %s", node_key[:12], f"{COOL_OFF_SECONDS:g}", reason)
+        if link is not None:
+            link.close_soon(frames.MISBEHAVING, "misbehaving")
+
+    def disconnect_threadsafe(self, node_key: str, reason: str) -> bool:
+        """disconnect() from another thread (the engine's)."""
+        return self._call_threadsafe(self.disconnect, node_key, reason)
+
     def _send_encoded(self, node_key: str, data: bytes) -> bool:
         link = self._links.get(node_key)
         return link is not None and link.enqueue(data)
@@ -266,6 +282,8 @@ class PeerHub:
             return frames.GOING_AWAY, "node_stopping"
         if not self.is_allowed(key):
             return frames.NOT_ALLOWED, "not_allowed"
+        if self._cooling.get(key, 0.0) > self.clock():
+            return frames.MISBEHAVING, "cooling_off"
         old = self._links.get(key)
         if old is not None and self._preferred(old, link) is old:
             logger.info("peer %s… duplicate %s link refused; kept the %s one", key[:12], link.direction, old.direction)

@@ -86,6 +86,10 @@ MAX_STATUS_MESSAGES = 10**6  # a status's "messages" count beyond this is a lie
 HEIGHT_LOG_LAG_SECONDS = 3.0
 # What a malformed peer message can raise while it is checked; anything else is the node's own fault.
 MALFORMED = (ProtocolError, KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError)
+# A peer whose messages fail the checks this often is disconnected (peers.frames.MISBEHAVING). An honest
+# node relays only messages that passed the same checks, so its links never get near this; a flood's does.
+MISBEHAVIOUR_LIMIT = 20
+MISBEHAVIOUR_WINDOW_SECONDS = 60.0
 GOSSIP_BATCHES_PER_TICK = 4  # each at most budgets.GOSSIP_BATCH_BYTES and GOSSIP_BATCH_COUNT
 MEMBERSHIP_CHANGES = frozenset({"member.revoke", "gov.propose", "gov.vote"})  # what can end a signer's rights
 REOFFER_SECONDS = 5.0  # how often pending transactions are offered again to every peer
@@ -110,6 +114,7 @@ class Network:
 
     broadcast: Callable[..., None] = lambda message, exclude=None: None  # exclude: a peer to leave out
     send: Callable[[str, dict[str, Any]], None] = lambda peer, message: None
+    disconnect: Callable[[str, str], None] = lambda peer, reason: None  # close a misbehaving peer's link
 
 
 @dataclass
@@ -164,6 +169,7 @@ class EngineCore:
         self._last_reoffer = self.clock()
         self._reoffered_id = 0  # the re-offer walks the pool from here, then starts over
         self.peer_links: list[dict[str, Any]] = []  # replaced wholesale by the asyncio side every second
+        self._misbehaviour: dict[str, deque[float]] = {}  # peer -> when its recent malformed messages came
         self._lagging_since: dict[str, float] = {}  # peer -> when its status first showed it missing messages
         self._from_peers: deque[str] = deque(maxlen=20000)
         self._from_peers_set: set[str] = set()
@@ -258,6 +264,18 @@ class EngineCore:
             handler(peer, *args, **kwargs)
         except MALFORMED as bad:
             logger.info("dropped a malformed message from %s: %s", peer[:12] if peer else "the log", bad)
+            if peer is not None:
+                self._count_misbehaviour(peer)
+
+    def _count_misbehaviour(self, peer: str) -> None:
+        now = self.clock()
+        recent = self._misbehaviour.setdefault(peer, deque(maxlen=MISBEHAVIOUR_LIMIT))
+        recent.append(now)
+        if len(recent) == MISBEHAVIOUR_LIMIT and now - recent[0] <= MISBEHAVIOUR_WINDOW_SECONDS:
+            del self._misbehaviour[peer]
+            self.network.disconnect(
+                peer, f"{MISBEHAVIOUR_LIMIT} malformed messages within {recent[-1] - recent[0]:.0f} s"
+            )
 
     def _serve_without_validators(self) -> None:
         """No validator is left, so no block can ever be certified again: stay up, serve, never exit.

@@ -22,6 +22,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from consortium.channels import receive_forever
 from consortium.db import use_dedicated_connection
 from consortium_protocol.errors import ProtocolError
 from ledger import pool
@@ -146,6 +147,7 @@ class Engine:
         self.hub = hub
         self.network.broadcast = hub.broadcast_threadsafe
         self.network.send = hub.send_threadsafe
+        self.network.disconnect = hub.disconnect_threadsafe
         self._reporter = asyncio.create_task(self._report_links())
         hub.set_handlers(
             on_message=self._from_peer,
@@ -258,11 +260,16 @@ class Engine:
         if layer is None:
             return
         channel = await layer.new_channel()
-        await layer.group_add(ENGINE_GROUP, channel)
+
+        async def join() -> None:
+            await layer.group_add(ENGINE_GROUP, channel)
+
+        async def wake(message: dict) -> None:
+            self.core.wake()
+
+        await join()
         try:
-            while True:
-                await layer.receive(channel)
-                self.core.wake()
+            await receive_forever(layer, channel, join=join, handle=wake, what="the engine's wake-ups")
         finally:
             with contextlib.suppress(Exception):
                 await layer.group_discard(ENGINE_GROUP, channel)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.node.core import HEIGHT_LOG_LAG_SECONDS
+from ledger.node.core import HEIGHT_LOG_LAG_SECONDS, MISBEHAVIOUR_LIMIT, MISBEHAVIOUR_WINDOW_SECONDS
 from tests.node.validators import FakeClock, FourValidators, consensus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -106,3 +106,34 @@ def test_a_relayed_message_goes_to_every_peer_but_the_one_it_came_from(net):
         if message.get("type") == "consensus" and message["message"] == proposal
     ]
     assert relays == [sender]
+
+
+def test_a_peer_whose_messages_keep_failing_the_checks_is_disconnected(net):
+    clock = FakeClock()
+    disconnected: list[tuple[str, str]] = []
+    core = net.core(clock=clock)
+    core.network.disconnect = lambda peer, reason: disconnected.append((peer, reason))
+    core.begin_height()
+    flooder, honest = net.key(3).public_key, net.key(1).public_key
+    forged = dict(net.vote(net.key(3), "prevote", 1, 0, None), signature="00" * 64)
+    for wire in net.decide_messages(core, 1)[:3]:
+        core.step("peer", (honest, consensus(wire)))  # checked messages: never counted
+    for n in range(MISBEHAVIOUR_LIMIT - 1):
+        core.step("peer", (flooder, consensus({**forged, "round": n})))
+        clock.now += 0.1
+    assert disconnected == []
+    core.step("peer", (flooder, {"type": "status", "height": -1}))
+    assert [peer for peer, _ in disconnected] == [flooder]
+
+
+def test_a_rare_malformed_message_does_not_cost_the_link(net):
+    clock = FakeClock()
+    disconnected: list[str] = []
+    core = net.core(clock=clock)
+    core.network.disconnect = lambda peer, reason: disconnected.append(peer)
+    core.begin_height()
+    peer = net.key(2).public_key
+    for _ in range(3 * MISBEHAVIOUR_LIMIT):
+        core.step("peer", (peer, {"type": "status", "height": "high"}))
+        clock.now += MISBEHAVIOUR_WINDOW_SECONDS / (MISBEHAVIOUR_LIMIT - 2)
+    assert disconnected == []

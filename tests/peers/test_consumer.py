@@ -17,7 +17,7 @@ from consortium.asgi import application
 from consortium_protocol.keys import SigningKey
 from peers import frames
 from peers.handshake import Handshake, auth_payload
-from peers.hub import PeerHub, set_hub
+from peers.hub import COOL_OFF_SECONDS, PeerHub, set_hub
 from peers.limits import PeerLimits
 from peers.sealed import MessageTooLarge
 from tests.peers.meshkit import CHAIN, FAST, eventually
@@ -568,3 +568,22 @@ async def test_a_newer_authenticated_link_replaces_a_silent_one(node: Node) -> N
     finally:
         await first.disconnect()
         await second.disconnect()
+
+
+async def test_a_misbehaving_peer_is_disconnected_and_refused_until_its_cool_off_ends(node: Node) -> None:
+    remote = await authenticate(node, await open_socket())
+    await eventually(lambda: node.peer.public_key in node.hub.connected_keys())
+    node.hub.disconnect(node.peer.public_key, "20 malformed messages")
+    assert await close_code(remote.communicator) == frames.MISBEHAVING
+    await eventually(lambda: node.peer.public_key not in node.hub.connected_keys())
+
+    again = await open_socket()
+    await authenticate(node, again)
+    assert await close_code(again) == frames.MISBEHAVING, "its key is refused while it cools off"
+
+    started = node.hub.clock()
+    node.hub.clock = lambda: started + COOL_OFF_SECONDS  # the cool-off has ended
+    later = await open_socket()
+    await authenticate(node, later)
+    await eventually(lambda: node.peer.public_key in node.hub.connected_keys())
+    await later.disconnect()
