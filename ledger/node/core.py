@@ -93,6 +93,10 @@ MISBEHAVIOUR_WINDOW_SECONDS = 60.0
 GOSSIP_BATCHES_PER_TICK = 4  # each at most budgets.GOSSIP_BATCH_BYTES and GOSSIP_BATCH_COUNT
 MEMBERSHIP_CHANGES = frozenset({"member.revoke", "gov.propose", "gov.vote"})  # what can end a signer's rights
 REOFFER_SECONDS = 5.0  # how often pending transactions are offered again to every peer
+# How often pending transactions of inactive signers are ended (signer_inactive) besides after each
+# membership change: an admission that read the signer as active just before the change committed
+# inserts its rows after that block's sweep, and nothing else would ever end them.
+DOOMED_SWEEP_SECONDS = 5.0
 REOFFER_AGE_SECONDS = 5.0  # only those pooled at least this long ago (the others are fresh gossip)
 
 
@@ -167,6 +171,7 @@ class EngineCore:
         self._last_status = 0.0
         self._gossiped_id = 0
         self._last_reoffer = self.clock()
+        self._last_sweep = self.clock()
         self._reoffered_id = 0  # the re-offer walks the pool from here, then starts over
         self.peer_links: list[dict[str, Any]] = []  # replaced wholesale by the asyncio side every second
         self._misbehaviour: dict[str, deque[float]] = {}  # peer -> when its recent malformed messages came
@@ -350,6 +355,9 @@ class EngineCore:
             self._reoffer_pending(now)
             self._ask_for_blocks()
             self._report()
+        if now - self._last_sweep >= DOOMED_SWEEP_SECONDS:
+            self._last_sweep = now
+            self._end_doomed_transactions()
 
     def _report(self) -> None:
         """Publish where this node is for web workers (ledger.models.NodeState)."""

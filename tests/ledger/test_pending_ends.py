@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from consortium.models import Organisation
 from consortium_protocol.canonical import canonical
 from consortium_protocol.keys import write_key_file
 from consortium_protocol.transactions import SignedTx
@@ -24,7 +25,7 @@ from ledger import budgets, pool
 from ledger.chain import build_block
 from ledger.consensus.machine import Timeouts
 from ledger.models import Transaction
-from ledger.node.core import REOFFER_SECONDS, EngineCore, Network
+from ledger.node.core import DOOMED_SWEEP_SECONDS, REOFFER_SECONDS, EngineCore, Network
 from ledger.node.home import load_home
 from ledger.services import DatabaseStateReader, open_chain
 from tests.chainkit import ChainKit, Org, make_genesis
@@ -123,6 +124,32 @@ def test_a_restarted_node_ends_what_a_crash_left_pending_for_a_suspended_organis
     kit.commit([waiting])
     row = tx_row(waiting)
     assert (row.status, row.code, row.block_id) == ("rejected", "org_not_active", kit.state.tip.height)
+
+
+def test_a_transaction_pooled_just_after_its_signer_was_suspended_is_still_ended(tmp_path):
+    """The race CI met: an admission read the signer as active, the suspension committed and its sweep ran, then
+    the admission inserted its row. The engine's periodic sweep ends it within DOOMED_SWEEP_SECONDS."""
+    orgs = [Org("org1"), Org("org2"), Org("org3")]
+    home = node_home(tmp_path, orgs, orgs[0])
+    kit = ChainKit(orgs)  # only to sign transactions
+    clock = [1000.0]
+    core = EngineCore(
+        home,
+        open_chain(home.genesis_text),
+        timeouts=FAST,
+        max_block_txs=100,
+        network=Recorder(),
+        clock=lambda: clock[0],
+    )
+    core.begin_height()
+    late = kit.put(orgs[2].writer, "n", "k", 1)
+    pool.admit([late.envelope()], chain_id=kit.chain_id)
+    Organisation.objects.filter(org_id="org3").update(status="suspended")  # as a committed suspension leaves it
+    core.step("idle", None)
+    assert tx_row(late).status == "pending", "no membership block came: only the sweep can end it"
+    clock[0] += DOOMED_SWEEP_SECONDS
+    core.step("idle", None)
+    assert (tx_row(late).status, tx_row(late).code) == ("rejected", "signer_inactive")
 
 
 # ---- offered again until a block includes it, packed by bytes -------------------
