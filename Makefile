@@ -38,11 +38,15 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Two workers: the real-process tests (marked slow) run one at a time on one of
+# them, the rest of the suite beside them (tests/conftest.py).
+PYTEST_ARGS ?= -n 2 --dist loadgroup --durations=25
+
 test-sqlite: setup
-	env -u DATABASE_URL REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest --durations=25
+	env -u DATABASE_URL REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-postgres: setup
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest --durations=25
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: setup services lint test-sqlite test-postgres
 

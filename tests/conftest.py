@@ -11,6 +11,21 @@ from ledger.api.admission import close_connections
 from tests.chainkit import ChainKit, Org
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's loadgroup: real-process tests in one, every other module in its own.
+
+    A multi-node test on this 2-core machine already runs more processes
+    than cores, with consensus timeouts under a second; two at once would
+    turn their timing into a test of the machine, so one worker runs them
+    one at a time (every module with a test marked slow). Any other module
+    stays on one worker, so that its module-scoped fixtures are built once.
+    """
+    with_processes = {item.module.__name__ for item in items if item.get_closest_marker("slow") is not None}
+    for item in items:
+        module = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group("processes" if module in with_processes else module))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _admission_thread_lets_go_of_the_test_database(django_db_setup: None) -> Iterator[None]:
     """Submits are admitted on their own thread and connection; PostgreSQL drops no database still in use."""

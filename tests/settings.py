@@ -1,10 +1,21 @@
 """Settings for the test suite: production settings with a fixed test secret."""
 
 import os
+from urllib.parse import urlsplit
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-used-anywhere-else-0123456789abcdef")
 
-from consortium.settings import *  # noqa: F403
+# Under pytest-xdist (make test runs two workers) each worker gets a Redis
+# database of its own, for its channel layer and for the node processes its
+# tests start (they inherit the environment): one worker's published events
+# and groups must not reach another's listeners. Databases 1 and up; 0 is
+# the single-process run's.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and os.environ.get("REDIS_URL"):
+    _redis = urlsplit(os.environ["REDIS_URL"])
+    os.environ["REDIS_URL"] = _redis._replace(path=f"/{int(_worker[2:]) + 1}").geturl()
+
+from consortium.settings import *  # noqa: E402, F403 - after the environment above is set
 
 SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

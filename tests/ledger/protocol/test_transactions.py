@@ -23,11 +23,13 @@ from consortium_protocol.transactions import (
 )
 
 CHAIN = "test-chain"
-SIGNER = SigningKey.generate()
-OTHER = SigningKey.generate()
-NEW_KEY = SigningKey.generate().public_key
-NEW_ADMIN = SigningKey.generate().public_key
-NEW_NODE = SigningKey.generate().public_key
+# Fixed seeds, not generated keys: they appear in parametrized test ids, which must be the same in every
+# pytest-xdist worker.
+SIGNER = SigningKey(bytes([1]) * 32)
+OTHER = SigningKey(bytes([2]) * 32)
+NEW_KEY = SigningKey(bytes([3]) * 32).public_key
+NEW_ADMIN = SigningKey(bytes([4]) * 32).public_key
+NEW_NODE = SigningKey(bytes([5]) * 32).public_key
 
 
 def new_org() -> dict[str, Any]:
@@ -82,7 +84,14 @@ def payload_error(tx_type: str, **changes: Any) -> ProtocolError:
     return error_of(signed(body_of(tx_type, payload)))
 
 
-_DROP = object()
+class _Drop:
+    """A field left out of the payload (its repr is stable, for the same test ids in every xdist worker)."""
+
+    def __repr__(self) -> str:
+        return "DROPPED"
+
+
+_DROP = _Drop()
 
 
 # --- valid transactions -------------------------------------------------------

@@ -14,9 +14,9 @@ from consortium_protocol.votes import PRECOMMIT, PREVOTE, check_certificate, quo
 CHAIN = "test-chain"
 HEIGHT = 7
 BLOCK = "ab" * 32
-VALIDATORS = [SigningKey.generate() for _ in range(4)]
+VALIDATORS = [SigningKey(bytes([n]) * 32) for n in range(1, 5)]  # fixed: they appear in parametrized test ids
 VALIDATOR_KEYS = [key.public_key for key in VALIDATORS]
-OUTSIDER = SigningKey.generate()
+OUTSIDER = SigningKey(bytes([9]) * 32)
 
 
 def entry(key: SigningKey, round_: int = 0, *, signed_round: int | None = None, **vote: Any) -> dict[str, Any]:
