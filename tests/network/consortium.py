@@ -172,6 +172,32 @@ class LocalConsortium:
                 raise AssertionError(f"acknowledged transactions still not final: {open_}; {self._whereabouts(tx_ids)}")
             time.sleep(0.5)
 
+    def wait_each_acknowledgement_final(
+        self, acknowledged_by: dict[str, list[str]], members: list[Member], timeout: float = 60.0
+    ) -> None:
+        """The contract's own words: each 202 ends committed or rejected on the node that gave it, and no node
+        is left holding one pending. Another node may never have heard of a transaction its acknowledger
+        rejected itself (signer_inactive) before gossiping it: that one is absent there, not unfinished."""
+        deadline = time.monotonic() + timeout
+        everything = [t for m in members for t in acknowledged_by.get(m.org_id, [])]
+        while True:
+            open_ = {}
+            for member in members:
+                statuses = self.statuses(member, everything)
+                own = set(acknowledged_by.get(member.org_id, []))
+                open_[member.org_id] = sum(
+                    1
+                    for tx_id in everything
+                    if statuses.get(tx_id) == "pending" or (tx_id in own and statuses.get(tx_id) is None)
+                )
+            if not any(open_.values()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"acknowledged transactions still not final: {open_}; {self._whereabouts(everything)}"
+                )
+            time.sleep(0.5)
+
     def _whereabouts(self, tx_ids: list[str]) -> str:
         """Where the unfinished transactions are, node by node, for the failure message."""
         by_node = {m.org_id: self.statuses(m, tx_ids) for m in self.members if m.alive()}
