@@ -93,11 +93,11 @@ MISBEHAVIOUR_WINDOW_SECONDS = 60.0
 GOSSIP_BATCHES_PER_TICK = 4  # each at most budgets.GOSSIP_BATCH_BYTES and GOSSIP_BATCH_COUNT
 MEMBERSHIP_CHANGES = frozenset({"member.revoke", "gov.propose", "gov.vote"})  # what can end a signer's rights
 REOFFER_SECONDS = 5.0  # how often pending transactions are offered again to every peer
+REOFFER_AGE_SECONDS = 5.0  # only those pooled at least this long ago (the others are fresh gossip)
 # How often pending transactions of inactive signers are ended (signer_inactive) besides after each
 # membership change: an admission that read the signer as active just before the change committed
 # inserts its rows after that block's sweep, and nothing else would ever end them.
 DOOMED_SWEEP_SECONDS = 5.0
-REOFFER_AGE_SECONDS = 5.0  # only those pooled at least this long ago (the others are fresh gossip)
 
 
 @dataclass(frozen=True)
