@@ -12,13 +12,15 @@ must commit it.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consortium_protocol.canonical import MAX_SAFE_INTEGER
-from tests.node.validators import FourValidators, consensus
+from ledger.node.core import MISBEHAVIOUR_LIMIT
+from tests.node.validators import FakeClock, FourValidators, consensus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,12 +137,20 @@ def net(tmp_path) -> FourValidators:
 )
 @given(data=st.data())
 def test_no_peer_message_stops_the_engine_and_it_still_commits(net, data):
-    core = net.core()
+    core = net.core(clock=FakeClock())  # frozen: everything below happens within one instant
+    disconnected: list[str] = []
+    core.network.disconnect = lambda peer, reason: disconnected.append(peer)
     core.begin_height()
     height = core.height
+    sent_by: Counter[str] = Counter()
     for recipe in data.draw(st.lists(recipes, min_size=1, max_size=12)):
         peer, message = build(recipe, net, core)
+        sent_by[peer] += 1
         core.step("peer", (peer, message))  # raises if the engine would die of it
         assert core.height == height, "a peer message alone moved the chain"
+    # No status, however it lies, gets the height log re-sent at once (only after a lag of 3 s).
+    assert [to for to, m in core.network.out if to is not None and m.get("type") == "consensus"] == []
+    # A link is closed only for a peer that sent at least MISBEHAVIOUR_LIMIT messages.
+    assert all(sent_by[peer] >= MISBEHAVIOUR_LIMIT for peer in disconnected)
     net.decide(core, height)
     core.signing.close()

@@ -25,6 +25,16 @@ def launcher(tmp_path: Path) -> Iterator[NodeLauncher]:
         yield launcher
 
 
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of the test server, dropped afterwards (request it before `launcher`)."""
+    databases = PostgresDatabases(SERVER_URL)
+    try:
+        yield databases.create()
+    finally:
+        databases.drop_all()
+
+
 def init_home(home: Path, org_id: str = "org1") -> None:
     url = f"ws://127.0.0.1:{free_port()}/ws/peer/"
     args = ["initnode", str(home), "--org-id", org_id, "--url", url, "--chain-id", "fence"]
@@ -57,58 +67,46 @@ def test_a_second_runnode_on_the_same_home_refuses_and_the_first_goes_on(launche
     assert again.alive()
 
 
-def test_a_second_runnode_on_the_same_postgresql_database_with_another_home_refuses(tmp_path: Path):
-    databases = PostgresDatabases(SERVER_URL)
-    database_url = databases.create()
-    (tmp_path / "run").mkdir()
-    try:
-        with NodeLauncher(tmp_path / "run") as launcher:
-            home_a, home_b = tmp_path / "a", tmp_path / "b"
-            init_home(home_a, "org1")
-            init_home(home_b, "org2")
-            env_a = node_env(home_a, database_url)
-            assert manage(["migrate", "--verbosity", "0"], env_a).returncode == 0
-            first = launcher.start(home_a, env=env_a)
+def test_a_second_runnode_on_the_same_postgresql_database_with_another_home_refuses(
+    tmp_path: Path, database_url: str, launcher: NodeLauncher
+):
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    init_home(home_a, "org1")
+    init_home(home_b, "org2")
+    env_a = node_env(home_a, database_url)
+    assert manage(["migrate", "--verbosity", "0"], env_a).returncode == 0
+    first = launcher.start(home_a, env=env_a)
 
-            code, lines = second_runnode(node_env(home_b, database_url))
-            assert code == 1
-            assert len(lines) == 1, lines
-            name = database_url.rsplit("/", 1)[1]
-            assert lines[0].startswith(f"CommandError: another engine already runs on database {name} (server process ")
-            assert lines[0].endswith("): one runnode per database")
-            assert first.alive()
-            assert not (home_b / "db.sqlite3").exists()
+    code, lines = second_runnode(node_env(home_b, database_url))
+    assert code == 1
+    assert len(lines) == 1, lines
+    name = database_url.rsplit("/", 1)[1]
+    assert lines[0].startswith(f"CommandError: another engine already runs on database {name} (server process ")
+    assert lines[0].endswith("): one runnode per database")
+    assert first.alive()
+    assert not (home_b / "db.sqlite3").exists()
 
-            # Once the first is gone the fence lets the second by; this database then holds another chain.
-            assert first.stop() == 0
-            code, lines = second_runnode(node_env(home_b, database_url))
-            assert code == 1 and not any("another engine" in line for line in lines), lines
-            assert lines[-1].startswith("CommandError: the database holds chain 'fence' with genesis"), lines
-    finally:
-        databases.drop_all()
+    # Once the first is gone the fence lets the second by; this database then holds another chain.
+    assert first.stop() == 0
+    code, lines = second_runnode(node_env(home_b, database_url))
+    assert code == 1 and not any("another engine" in line for line in lines), lines
+    assert lines[-1].startswith("CommandError: the database holds chain 'fence' with genesis"), lines
 
 
-def test_a_node_that_loses_its_database_lock_stops_at_once(tmp_path: Path):
+def test_a_node_that_loses_its_database_lock_stops_at_once(tmp_path: Path, database_url: str, launcher: NodeLauncher):
     """The advisory lock lives with its session: once the server ends it, the node exits for a restart."""
-    databases = PostgresDatabases(SERVER_URL)
-    database_url = databases.create()
-    (tmp_path / "run").mkdir()
-    try:
-        with NodeLauncher(tmp_path / "run") as launcher:
-            home = tmp_path / "home"
-            init_home(home)
-            env = node_env(home, database_url)
-            assert manage(["migrate", "--verbosity", "0"], env).returncode == 0
-            node = launcher.start(home, env=env)
-            name = database_url.rsplit("/", 1)[1]
-            with psycopg.connect(SERVER_URL, autocommit=True) as admin:
-                ended = admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND application_name = 'consortium engine fence'",
-                    (name,),
-                ).fetchall()
-            assert ended == [(True,)]
-            assert node.process.wait(timeout=30) == 70
-            assert "lost the database's engine lock" in node.stderr()
-    finally:
-        databases.drop_all()
+    home = tmp_path / "home"
+    init_home(home)
+    env = node_env(home, database_url)
+    assert manage(["migrate", "--verbosity", "0"], env).returncode == 0
+    node = launcher.start(home, env=env)
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND application_name = 'consortium engine fence'",
+            (name,),
+        ).fetchall()
+    assert ended == [(True,)]
+    assert node.process.wait(timeout=30) == 70
+    assert "lost the database's engine lock" in node.stderr()
