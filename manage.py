@@ -16,7 +16,7 @@ OFFLINE_COMMANDS = {"tx", "initnode", "makegenesis", "devnet"}
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     if len(sys.argv) > 1 and sys.argv[1] in OFFLINE_COMMANDS:
         os.environ.setdefault("DJANGO_SECRET_KEY", "offline-command-placeholder-never-used-to-sign")
     from django.core.exceptions import ImproperlyConfigured

@@ -20,7 +20,7 @@ from bench.common import Result, benchmark
 
 @benchmark("consensus.soak")
 def soak(seconds: float) -> Iterator[Result]:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
     os.environ.pop("REDIS_URL", None)
     os.environ.pop("DATABASE_URL", None)

@@ -54,7 +54,7 @@ NAMESPACES = ("shipments", "inventory", "invoices", "sensors", "contracts")
 KEYS = 50_000
 DELETE_SHARE = 0.02
 PROBE_KEYS = tuple((NAMESPACES[n % len(NAMESPACES)], f"probe-{n:02d}") for n in range(10))
-PROBE_DEPTH = 60  # writes of each probe key: more than one page (ledger.explorer.selectors.PAGE = 50)
+PROBE_DEPTH = 60  # writes of each probe key: more than one page (explorer.selectors.PAGE = 50)
 BLOCKS_PER_TRANSACTION = 5_000  # one SQLite transaction per this many blocks
 USERNAME = "bench"
 CITIES = ("Rotterdam", "Antwerp", "Hamburg", "Felixstowe", "Valencia", "Gdansk", "Piraeus", "Genoa")
@@ -288,7 +288,7 @@ def generate(ledger: Ledger, progress: Any, database: Path) -> float:
         (key_of("org1/node").public_key, ledger.blocks + 1, 0, "propose", 0, 0, json.dumps(links), _iso(last_ms)),
     )
     db.execute("COMMIT")
-    db.execute("PRAGMA journal_mode=WAL")  # as a node leaves it (consortium.settings)
+    db.execute("PRAGMA journal_mode=WAL")  # as a node leaves it (config.settings)
     db.close()
     return time.monotonic() - started
 

@@ -50,7 +50,7 @@ HISTORY_ROW = b"data-tx-index="  # one per history row of templates/explorer/sta
 def setup_django(home: Path) -> None:
     os.environ.pop("DATABASE_URL", None)
     os.environ.update(
-        DJANGO_SETTINGS_MODULE="consortium.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         CONSORTIUM_HOME=str(home),
         REDIS_URL="",
         DJANGO_DEBUG="false",
@@ -151,7 +151,7 @@ def time_pages(ledger: Ledger) -> dict[str, Any]:
     from django.db import connection
     from django.test import Client
 
-    from ledger.explorer import selectors
+    from explorer import selectors
 
     rng = random.Random(f"pages/{ledger.label}")
     client = Client(HTTP_HOST="localhost")

@@ -18,7 +18,7 @@ TXS_PER_BLOCK = 1000
 
 
 def configure(backend: str) -> str | None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consortium.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
     os.environ.pop("REDIS_URL", None)
     if backend == "sqlite":

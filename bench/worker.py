@@ -39,7 +39,7 @@ def setup_django() -> Path:
         os.environ.pop("DATABASE_URL", None)
     elif not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/postgres"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "consortium.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
     os.environ["CONSORTIUM_HOME"] = str(scratch / "unused-home")
     os.environ["REDIS_URL"] = ""

@@ -18,25 +18,17 @@ from django.contrib import admin, messages
 from django.db.models import Model
 from django.http import HttpRequest
 
+from common.admin import ReadOnlyAdmin
 from consortium import governance
 from consortium.models import Application, MemberKey, Organisation, Peer, Proposal, Vote
 from consortium.permissions import can_govern
 from consortium.views import remember_transaction
-from ledger.node.home import NodeHome
 from ledger.pool import Admission
+from node.home import NodeHome
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows that are shown but never added, changed or deleted from the admin."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
+class GovernedAdmin(ReadOnlyAdmin):
+    """Read-only rows whose actions sign governance transactions with the node's org key."""
 
     def has_govern_permission(self, request: HttpRequest) -> bool:
         """Gates the actions declared with allowed_permissions=("govern",)."""
@@ -71,7 +63,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(ReadOnlyAdmin):
+class OrganisationAdmin(GovernedAdmin):
     list_display = ("org_id", "name", "status", "joined_height", "status_height")
     list_filter = ("status",)
     search_fields = ("org_id", "name")
@@ -90,7 +82,7 @@ class OrganisationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(MemberKey)
-class MemberKeyAdmin(ReadOnlyAdmin):
+class MemberKeyAdmin(GovernedAdmin):
     list_display = ("key", "org", "label", "roles", "status", "added_height", "revoked_height")
     list_filter = ("status", "org")
     search_fields = ("key", "label", "org__org_id")
@@ -107,7 +99,7 @@ class MemberKeyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Peer)
-class PeerAdmin(ReadOnlyAdmin):
+class PeerAdmin(GovernedAdmin):
     list_display = ("node_key", "org", "url", "validator")
     list_filter = ("validator", "org")
     search_fields = ("node_key", "url", "org__org_id")
@@ -128,7 +120,7 @@ class VoteInline(admin.TabularInline):
 
 
 @admin.register(Proposal)
-class ProposalAdmin(ReadOnlyAdmin):
+class ProposalAdmin(GovernedAdmin):
     list_display = ("proposal_id", "action", "target_org_id", "proposer_org", "status", "created_height")
     list_filter = ("status", "action")
     search_fields = ("proposal_id", "target_org_id")
@@ -153,7 +145,7 @@ class ProposalAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Application)
-class ApplicationAdmin(ReadOnlyAdmin):
+class ApplicationAdmin(GovernedAdmin):
     list_display = ("org_id", "name", "status", "submitted_at", "proposal_id", "contact")
     list_filter = ("status",)
     search_fields = ("org_id", "name", "contact")

@@ -6,3 +6,10 @@ class ConsortiumConfig(AppConfig):
 
     name = "consortium"
     verbose_name = "Membership"
+
+    def ready(self) -> None:
+        # The ledger reads and writes the membership through this store (ledger.membership_store).
+        from consortium.services import MembershipProjection
+        from ledger.membership_store import provide_membership_store
+
+        provide_membership_store(MembershipProjection())

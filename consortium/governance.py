@@ -21,10 +21,10 @@ from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import SigningKey
 from consortium_protocol.transactions import sign_body
-from ledger.node.home import ORG_KEY_FILE, NodeHome
-from ledger.node.notify import pool_changed
-from ledger.node.runtime import NoHomeLoaded, current_home
 from ledger.pool import Admission, admit
+from node.home import ORG_KEY_FILE, NodeHome
+from node.notify import pool_changed
+from node.runtime import NoHomeLoaded, current_home
 
 
 class GovernanceError(Exception):

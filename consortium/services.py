@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
 from consortium.models import MemberKey, Organisation, Peer, Proposal, Vote
 from consortium_protocol.membership import KeyState, Membership, OrgState, PeerState, ProposalState, VoteState
 
@@ -98,3 +102,20 @@ def load_membership() -> Membership:
             vote.approve, vote.signer, vote.tx_id, vote.height
         )
     return state
+
+
+class MembershipProjection:
+    """The membership tables as the ledger's membership store (ledger.membership_store)."""
+
+    def load(self) -> Membership:
+        return load_membership()
+
+    def persist(self, state: Membership) -> None:
+        persist_membership(state)
+
+    def active_signer_roles(self, keys: set[str]) -> dict[str, set[str]]:
+        rows = MemberKey.objects.filter(key__in=keys, status="active", org__status="active").values_list("key", "roles")
+        return {key: set(roles) for key, roles in rows}
+
+    def inactive_signers(self) -> QuerySet[Any]:
+        return MemberKey.objects.filter(Q(status="revoked") | ~Q(org__status="active")).values("key")

@@ -31,8 +31,8 @@ from consortium.forms import ApplicationForm, MemberAddForm, RevokeForm, Suspend
 from consortium.models import Application, MemberKey
 from consortium.permissions import GOVERN, can_govern
 from consortium.throttle import Window, client_address
-from ledger.node.home import NodeHome
 from ledger.pool import Admission
+from node.home import NodeHome
 
 RECENT_TXS = "governance_tx_ids"  # session key: this browser's latest governance transactions
 RECENT_TXS_KEPT = 10

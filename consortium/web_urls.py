@@ -1,11 +1,11 @@
-"""The browser pages of the membership app, included from consortium.urls at the root."""
+"""The browser pages of the membership app, included from config.urls at the root."""
 
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-import consortium.converters  # noqa: F401  - registers <dbint:…>
+import common.converters  # noqa: F401  - registers <dbint:…>
 from consortium import views
 from consortium.login import ThrottledLoginView
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from consortium.admin import ReadOnlyAdmin
+from common.admin import ReadOnlyAdmin
 from ledger.models import Block, Evidence, StateEntry, Transaction
 
 

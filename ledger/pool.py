@@ -17,18 +17,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
-from consortium.models import MemberKey
+from common.bulk import insert_rows
+from common.writes import write_transaction
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import verify_all
 from consortium_protocol.transactions import SignedTx, parse_envelope
 from ledger.budgets import envelope_bytes
-from ledger.bulk import insert_rows
+from ledger.membership_store import membership_store
 from ledger.models import Transaction
-from ledger.writes import write_transaction
 
 ROLE_NEEDED = {
     "state.put": "writer",
@@ -166,8 +165,7 @@ def _judge(
 
 def _active_signers(keys: set[str]) -> dict[str, set[str]]:
     """Roles of each active key of an active organisation among `keys`."""
-    rows = MemberKey.objects.filter(key__in=keys, status="active", org__status="active").values_list("key", "roles")
-    return {key: set(roles) for key, roles in rows}
+    return membership_store().active_signer_roles(keys)
 
 
 def _insert(txs: list[SignedTx]) -> None:
@@ -331,7 +329,7 @@ def reject_inactive_signers() -> int:
     includes it anyway still stands: committing a block overwrites the row.
     Returns how many it rejected.
     """
-    inactive = MemberKey.objects.filter(Q(status="revoked") | ~Q(org__status="active")).values("key")
+    inactive = membership_store().inactive_signers()
     if not inactive.exists():
         return 0  # the periodic sweep on a chain where nobody was ever revoked or suspended: no write
     with write_transaction():

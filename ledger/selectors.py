@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.db.models import Q
+from django.db.models import Max, Q
 
-from consortium.models import Peer
 from consortium_protocol.canonical import loads_strict
-from consortium_protocol.errors import ProtocolError
-from consortium_protocol.keys import read_key_file
 from consortium_protocol.merkle import audit_path
 from ledger.models import Block, Chain, NodeState, StateChange, StateEntry, Transaction
 
@@ -33,25 +29,6 @@ def forget_chain_id() -> None:
     """Drop the cached chain id (tests that build several chains in one process)."""
     global _chain_id
     _chain_id = None
-
-
-def node_public_key() -> str | None:
-    """This node's public key: from the loaded home, else from the home folder's node_key file."""
-    try:
-        from ledger.node.runtime import NoHomeLoaded, current_home
-    except ImportError:  # the runtime module is optional for a node without an engine
-        return _node_key_from_settings()
-    try:
-        return current_home().node_key.public_key
-    except NoHomeLoaded:
-        return _node_key_from_settings()
-
-
-def _node_key_from_settings() -> str | None:
-    try:
-        return read_key_file(settings.HOME_DIR / "node_key").public_key
-    except ProtocolError:  # no home on this machine (or a key file we may not trust): say so with null
-        return None
 
 
 def genesis_text() -> bytes | None:
@@ -156,32 +133,6 @@ def latest_block() -> tuple[int, str] | None:
     return Block.objects.order_by("-height").values_list("height", "hash").first()
 
 
-def node_status() -> dict[str, Any]:
-    chain = Chain.objects.values("chain_id", "genesis_hash").first() or {"chain_id": None, "genesis_hash": None}
-    height, latest_hash = latest_block() or (0, chain["genesis_hash"])
-    peers = Peer.objects.select_related("org").order_by("org__org_id", "node_key")
-    linked = connected_peers()
-    return {
-        "chain_id": chain["chain_id"],
-        "node_key": node_public_key(),
-        "height": height,
-        "latest_hash": latest_hash,
-        "validators": sorted(p.node_key for p in peers if p.validator and p.org.status == "active"),
-        "peers": [
-            {
-                "node_key": p.node_key,
-                "org_id": p.org.org_id,
-                "url": p.url,
-                "validator": p.validator,
-                "connected": p.node_key in linked,
-            }
-            for p in peers
-        ],
-        "pool_size": Transaction.objects.filter(status=Transaction.Status.PENDING).count(),
-        **engine_progress(height),
-    }
-
-
 def engine_progress(height: int) -> dict[str, Any]:
     """Where consensus and catch-up stand, as the engine last reported (ledger.models.NodeState)."""
     state = NodeState.objects.values("round", "step", "syncing", "sync_target", "updated_at").first()
@@ -197,3 +148,8 @@ def engine_progress(height: int) -> dict[str, Any]:
         },
         "sync": {"syncing": state["syncing"], "target_height": target, "remaining": target - height},
     }
+
+
+def tip_height() -> int:
+    """The highest committed height, 0 before the first block: one step down the primary key."""
+    return Block.objects.aggregate(tip=Max("height"))["tip"] or 0

@@ -8,16 +8,16 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from consortium.services import load_membership, persist_membership
+from common.bulk import insert_rows
+from common.writes import write_transaction
 from consortium_protocol.blocks import genesis_hash
 from consortium_protocol.genesis import parse_genesis_text
 from consortium_protocol.membership import Membership
-from ledger.bulk import insert_rows
 from ledger.chain import Block, ChainTip
 from ledger.execution import Execution, StateKey
+from ledger.membership_store import membership_store
 from ledger.models import Block as BlockRow
 from ledger.models import Chain, CommitSignature, StateChange, StateEntry, Transaction
-from ledger.writes import write_transaction
 
 _BATCH = 500
 
@@ -50,14 +50,14 @@ def open_chain(genesis_text: bytes) -> LedgerState:
         chain = Chain.objects.first()
         if chain is None:
             Chain.objects.create(chain_id=genesis["chain_id"], genesis_hash=expected, genesis_text=genesis_text)
-            persist_membership(Membership.from_genesis(genesis))
+            membership_store().persist(Membership.from_genesis(genesis))
         elif chain.genesis_hash != expected:
             raise GenesisMismatch(
                 f"the database holds chain {chain.chain_id!r} with genesis {chain.genesis_hash[:16]}…, "
                 f"not this home's genesis {expected[:16]}…"
             )
     return LedgerState(
-        tip=load_tip(genesis["chain_id"], expected, genesis["genesis_time_ms"]), membership=load_membership()
+        tip=load_tip(genesis["chain_id"], expected, genesis["genesis_time_ms"]), membership=membership_store().load()
     )
 
 
@@ -103,7 +103,7 @@ def commit_block(block: Block, run: Execution, *, commit: list[dict], round_: in
         CommitSignature.objects.bulk_create(CommitSignature(block=row, **vote) for vote in commit)
         _store_transactions(row, block, run)
         _store_state(run)
-        persist_membership(run.membership)
+        membership_store().persist(run.membership)
 
 
 def _store_transactions(row: BlockRow, block: Block, run: Execution) -> None:

@@ -14,7 +14,6 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from consortium.services import load_membership
 from consortium_protocol.blocks import block_hash, genesis_hash
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.errors import ProtocolError
@@ -24,6 +23,7 @@ from consortium_protocol.transactions import SignedTx, parse_envelope
 from consortium_protocol.votes import check_certificate
 from ledger.chain import Block, ChainTip, check_block
 from ledger.execution import Execution, MemoryStateReader, StateKey
+from ledger.membership_store import membership_store
 from ledger.models import Block as BlockRow
 from ledger.models import Chain, StateChange, StateEntry, Transaction
 
@@ -151,7 +151,7 @@ def _verify_final_state(replay: _Replay) -> None:
         history.update(_history_line(*line))
     if history.digest() != replay.history.digest():
         raise ChainFault(height, "the stored state history differs from the replayed chain")
-    stored_membership = load_membership()
+    stored_membership = membership_store().load()
     for part in ("orgs", "keys", "peers", "proposals"):
         if getattr(stored_membership, part) != getattr(replay.membership, part):
             raise ChainFault(height, f"the stored membership ({part}) differs from the replayed chain")

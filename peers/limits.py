@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from consortium.env import env_float, env_int
+from common.env import env_float, env_int
 from peers.sealed import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MIB
 
 __all__ = ["HANDSHAKE_MAX_BYTES", "MAX_FRAME_BYTES", "MAX_MESSAGE_BYTES", "MIB", "PeerLimits", "TokenBucket"]

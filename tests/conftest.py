@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.test import Client
 
-from ledger.api.admission import close_connections
+from api.admission import close_connections
 from tests.chainkit import ChainKit, Org
 
 

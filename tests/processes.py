@@ -10,7 +10,7 @@ Every node gets its own database, like a real deployment: SQLite in its home
 by default, or, when the test run has DATABASE_URL (CI runs the suite a second
 time on PostgreSQL), a fresh PostgreSQL database `consortium_node_<random>` on
 that server, dropped on teardown. Children run the production settings
-(`consortium.settings`) with a fixed test secret and no HTTPS redirect.
+(`config.settings`) with a fixed test secret and no HTTPS redirect.
 stdout and stderr go to files in the launcher's folder, so a failing test can
 show them and a chatty node never blocks on a full pipe.
 """

@@ -15,7 +15,7 @@ if _worker.startswith("gw") and os.environ.get("REDIS_URL"):
     _redis = urlsplit(os.environ["REDIS_URL"])
     os.environ["REDIS_URL"] = _redis._replace(path=f"/{int(_worker[2:]) + 1}").geturl()
 
-from consortium.settings import *  # noqa: E402, F403 - after the environment above is set
+from config.settings import *  # noqa: E402, F403 - after the environment above is set
 
 SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

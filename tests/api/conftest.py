@@ -16,10 +16,10 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api.throttling import SubmitRateThrottle
 from consortium.permissions import make_org_admin
 from consortium_protocol.transactions import SignedTx
 from ledger import selectors
-from ledger.api.throttling import SubmitRateThrottle
 from tests.chainkit import ChainKit, Org
 
 API = "/api/v1"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from api.throttling import SubmitRateThrottle
 from consortium_protocol.keys import SigningKey
 from consortium_protocol.transactions import sign_body
-from ledger.api.throttling import SubmitRateThrottle
 from ledger.models import Transaction
 from tests.api.conftest import API, assert_error, submit
 from tests.chainkit import ChainKit

@@ -10,8 +10,8 @@ import pytest
 from django.test import override_settings
 
 from consortium_protocol.keys import SigningKey, write_key_file
-from ledger.node.home import NodeHome
-from ledger.node.runtime import set_current_home
+from node.home import NodeHome
+from node.runtime import set_current_home
 from tests.api.conftest import API, assert_error, submit
 from tests.chainkit import ChainKit, Org
 

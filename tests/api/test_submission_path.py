@@ -12,12 +12,12 @@ from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
 from django.test import RequestFactory
 
-from consortium.asgi import application
-from consortium.submission_routing import SubmissionRouter
+from api import admission
+from api.errors import ApiError
+from api.throttling import SubmitRateThrottle
+from config.asgi import application
+from config.submission_routing import SubmissionRouter
 from ledger import selectors
-from ledger.api import admission
-from ledger.api.errors import ApiError
-from ledger.api.throttling import SubmitRateThrottle
 from ledger.models import Transaction
 from ledger.pool import Admission
 from tests.api.test_bad_input import MALFORMED_BODIES
@@ -88,7 +88,7 @@ def _admit_concurrently(requests: list[list[Any]]) -> list[list[Any]]:
 
 def test_concurrent_submissions_are_admitted_in_one_round(kit: ChainKit, orgs: list[Org]):
     txs = [kit.put(orgs[0].writer, "n", f"k{i}", i) for i in range(20)]
-    with mock.patch("ledger.api.admission.admit", wraps=admission.admit) as admit:
+    with mock.patch("api.admission.admit", wraps=admission.admit) as admit:
         outcomes = _admit_concurrently([[tx.envelope()] for tx in txs])
     assert admit.call_count == 1
     assert [[o.tx_id for o in request] for request in outcomes] == [[tx.tx_id] for tx in txs]
@@ -162,7 +162,7 @@ def test_the_throttle_forgets_idle_clients_when_it_holds_too_many():
     SubmitRateThrottle.reset()
     clock = Clock()
     throttle = _throttle("10/s", clock)
-    with mock.patch("ledger.api.throttling.MAX_CLIENTS", 3):
+    with mock.patch("api.throttling.MAX_CLIENTS", 3):
         for i in range(3):
             throttle.allow_request(_request(f"10.0.1.{i}"), None)
         clock.now += 1.0  # all three buckets have refilled

@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from rest_framework.test import APIClient
 
-import ledger.api.admission  # noqa: F401 - imported so mock.patch can find it in any test order
+import api.admission  # noqa: F401 - imported so mock.patch can find it in any test order
 from consortium_protocol.merkle import verify_inclusion
 from ledger.models import Transaction
 from tests.api.conftest import API, assert_error, submit
@@ -20,7 +20,7 @@ RECORD_FIELDS = {"tx_id", "status", "code", "block_height", "index", "body", "si
 
 def test_a_new_transaction_is_pooled_and_answered_202_pending(kit: ChainKit, orgs: list[Org], anonymous_client):
     tx = kit.put(orgs[0].writer, "shipments", "SHIP-1", {"temp_c_x10": 41})
-    with mock.patch("ledger.api.admission.pool_changed_coalesced", new_callable=mock.AsyncMock) as wake:
+    with mock.patch("api.admission.pool_changed_coalesced", new_callable=mock.AsyncMock) as wake:
         response = submit(anonymous_client, tx.envelope())
     assert response.status_code == 202
     assert response.json() == {"tx_id": tx.tx_id, "status": "pending"}
@@ -45,7 +45,7 @@ def test_a_duplicate_submission_answers_200_with_the_current_status(kit, orgs, a
 def test_a_duplicate_submission_does_not_wake_the_engine(kit, orgs, anonymous_client):
     tx = kit.put(orgs[0].writer, "n", "k", 1)
     submit(anonymous_client, tx.envelope())
-    with mock.patch("ledger.api.admission.pool_changed_coalesced", new_callable=mock.AsyncMock) as wake:
+    with mock.patch("api.admission.pool_changed_coalesced", new_callable=mock.AsyncMock) as wake:
         submit(anonymous_client, tx.envelope())
     wake.assert_not_awaited()
 

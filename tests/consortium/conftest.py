@@ -21,8 +21,8 @@ from django.test import Client
 from consortium.permissions import make_org_admin
 from consortium_protocol.transactions import SignedTx, parse_envelope
 from ledger.models import Transaction
-from ledger.node.home import NodeHome
-from ledger.node.runtime import set_current_home
+from node.home import NodeHome
+from node.runtime import set_current_home
 from tests.chainkit import ChainKit, Org
 
 PASSWORD = "correct horse battery staple"

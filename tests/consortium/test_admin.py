@@ -127,7 +127,7 @@ def test_staff_without_govern_sees_no_actions_and_cannot_run_them(viewer_client,
 
 
 def test_an_action_on_a_node_without_org_key_explains_it(org_admin_client, kit, orgs, rows, tmp_path):
-    from ledger.node.runtime import set_current_home
+    from node.runtime import set_current_home
     from tests.consortium.conftest import make_home
 
     set_current_home(make_home(kit, orgs[0], tmp_path, with_org_key=False))

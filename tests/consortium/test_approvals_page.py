@@ -101,7 +101,7 @@ def test_voting_on_a_decided_proposal_explains_it(org_admin_client, kit, orgs, h
 
 
 def test_a_node_without_org_key_says_so_and_shows_no_buttons(org_admin_client, kit, orgs, tmp_path, proposal_id, page):
-    from ledger.node.runtime import set_current_home
+    from node.runtime import set_current_home
 
     set_current_home(make_home(kit, orgs[0], tmp_path, with_org_key=False))
     try:

@@ -7,8 +7,8 @@ import pytest
 from consortium import governance
 from consortium.models import Application, MemberKey, Proposal
 from consortium_protocol.keys import SigningKey
-from ledger.node.runtime import set_current_home
 from ledger.pool import pending
+from node.runtime import set_current_home
 from tests.consortium.conftest import make_home, pooled
 
 

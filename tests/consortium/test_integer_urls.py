@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consortium.converters import DB_INT_MAX
+from common.converters import DB_INT_MAX
 from consortium.models import Application
 
 BEYOND = [str(DB_INT_MAX + 1), "9" * 19, "9" * 40, "18446744073709551616"]

@@ -29,7 +29,7 @@ from channels_redis.core import RedisChannelLayer
 
 from consortium_client import Client, sign_tx
 from consortium_protocol.keys import read_key_file
-from ledger.node.notify import ENGINE_GROUP
+from node.notify import ENGINE_GROUP
 from tests.client.support import create_token
 from tests.processes import MANAGE, REPO, NodeLauncher, NodeProcess, free_port, manage, node_env, wait_until_serving
 
@@ -49,7 +49,7 @@ class Pair:
     token: str
 
     def channel_layer(self) -> RedisChannelLayer:
-        # The prefix consortium/settings.py derives from the node's home, so the
+        # The prefix config/settings.py derives from the node's home, so the
         # test listens on the very groups this node's processes use.
         digest = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:12]
         return RedisChannelLayer(hosts=[REDIS_URL], prefix="consortium:" + digest)

@@ -2,7 +2,7 @@
 
 Blocks are committed by ChainKit (the same commit_block as the engine) and
 announced on the channel layer exactly as the engine announces them
-(ledger.node.engine.Engine._publish). The three people: a member with a token
+(node.engine.Engine._publish). The three people: a member with a token
 of this node, an admin of another organisation with their own token (node
 users are not bound to organisations on chain; "admin of another
 organisation" is a user with the org-admin permission), and outsiders (no
@@ -23,11 +23,11 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from rest_framework.authtoken.models import Token
 
-from consortium.asgi import application
+from config.asgi import application
 from consortium.permissions import make_org_admin
 from consortium_protocol.transactions import SignedTx
 from ledger import selectors as ledger_selectors
-from ledger.node.engine import topic_group
+from livefeed.events import topic_group
 from tests.chainkit import ChainKit, Org
 from tests.layers import settle_channel_layer
 

@@ -18,9 +18,9 @@ from django.core.management import call_command
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from api.events import protocol
 from consortium_protocol.keys import read_key_file
 from consortium_protocol.transactions import sign_body
-from ledger.events import protocol
 from tests.processes import NodeLauncher, manage
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from ledger.events import feed as feed_module
-from ledger.events import protocol
+from api.events import feed as feed_module
+from api.events import protocol
 from ledger.models import Block
 from tests.events.conftest import (
     announce,
@@ -109,7 +109,7 @@ async def test_an_outsider_is_refused_at_the_handshake(worker_db, member_token):
 
 
 async def test_a_token_deleted_while_open_closes_the_socket(kit, member_token, monkeypatch):
-    from ledger.events import consumer
+    from api.events import consumer
 
     monkeypatch.setattr(consumer, "REAUTH_SECONDS", 0.1)
     socket, _ = await subscribe(member_token, blocks=True)
@@ -200,7 +200,7 @@ async def test_tx_status_committed_rejected_and_already_final_each_reported_once
 
 
 async def test_a_tx_only_subscription_reads_no_old_block(kit, orgs, member_token, monkeypatch):
-    from ledger.events import consumer, feed
+    from api.events import consumer, feed
 
     done = kit.put(orgs[0].writer, "n", "done", 1)
     await commit(kit, [done])
@@ -430,7 +430,7 @@ async def test_from_height_beyond_the_tip_waits_for_the_chain(kit, orgs, member_
 
 
 async def test_a_large_block_is_replayed_in_bounded_chunks(kit, orgs, member_token, monkeypatch):
-    from ledger.events import records
+    from api.events import records
 
     monkeypatch.setattr(records, "CHUNK_TXS", 7)
     for b in range(4):
@@ -442,7 +442,7 @@ async def test_a_large_block_is_replayed_in_bounded_chunks(kit, orgs, member_tok
         chunks.append((low, high))
         return real_load(low, high, **kwargs)
 
-    from ledger.events import consumer
+    from api.events import consumer
 
     monkeypatch.setattr(consumer, "LIVE_WINDOW", 0)
     monkeypatch.setattr(consumer, "load_records", counting_load)

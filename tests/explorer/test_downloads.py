@@ -14,7 +14,7 @@ from django.test import AsyncClient, Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.explorer import download_rows, downloads
+from explorer import download_rows, downloads
 from ledger.models import Block
 from tests.chainkit import ChainKit
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
-from consortium import channels as listening
-from ledger.node.engine import topic_group
-from peers import dashboard
+from common import channels as listening
+from explorer import dashboard
+from livefeed.events import topic_group
 from tests.layers import settle_channel_layer
 
 BLOCK = {"type": "block.committed", "height": 7, "hash": "ab" * 32, "round": 0, "tx_count": 2, "time_ms": 1}

@@ -14,10 +14,10 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
 
-from consortium.asgi import application
-from ledger.explorer.events import commit_events
-from ledger.node.engine import topic_group
-from peers import dashboard
+from config.asgi import application
+from explorer import dashboard
+from livefeed import local
+from livefeed.events import commit_events, topic_group
 from tests.layers import settle_channel_layer
 
 ORIGIN = b"http://127.0.0.1:8000"
@@ -171,7 +171,7 @@ class FakeSocket:
 
 async def test_one_broken_socket_does_not_cost_the_others_the_event():
     feed = dashboard.LocalFeed(get_channel_layer())
-    sockets = [FakeSocket(broken=n == 3) for n in range(dashboard.SEND_BATCH + 5)]
+    sockets = [FakeSocket(broken=n == 3) for n in range(local.SEND_BATCH + 5)]
     feed.members["block.committed"].update(sockets)
     assert await feed.fan_out(BLOCK) == len(sockets) - 1
     for socket in sockets:

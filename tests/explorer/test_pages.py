@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from consortium_protocol.keys import SigningKey
-from ledger.explorer.selectors import PAGE
+from explorer.selectors import PAGE
 from ledger.models import Block, NodeState, Transaction
 
 

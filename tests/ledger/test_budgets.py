@@ -15,9 +15,9 @@ from consortium_protocol.transactions import SignedTx, parse_envelope, sign_body
 from ledger import budgets, chain, pool
 from ledger.consensus.messages import Proposal
 from ledger.models import Transaction
-from ledger.node.sync import stored_blocks
-from ledger.node.wire import proposal_to_wire
 from ledger.services import DatabaseStateReader, already_included
+from node.sync import stored_blocks
+from node.wire import proposal_to_wire
 from peers.frames import encode_application
 from peers.limits import PeerLimits
 from tests.chainkit import ChainKit, Org
@@ -184,7 +184,7 @@ def test_an_oversized_block_is_invalid_before_any_signature_is_checked(kit: Chai
     assert refused.value.code == "block_too_large"
     # A proposal carrying it is refused by the wire parser, so no validator prevotes for it.
     wire = proposal_to_wire(Proposal(1, 0, block.hash, -1, block.header["proposer"], "f" * 128, block=block))
-    from ledger.node.wire import message_from_wire
+    from node.wire import message_from_wire
 
     with pytest.raises(ProtocolError, match="bytes"):
         message_from_wire(wire, chain_id=kit.chain_id)

@@ -20,11 +20,11 @@ from ledger.chain import Block, build_block, check_block
 from ledger.execution import Execution
 from ledger.models import Block as BlockRow
 from ledger.models import Chain, CommitSignature, StateChange, StateEntry, Transaction
-from ledger.node.sync import apply_synced_block
-from ledger.ops.chainfile import block_records, genesis_record
-from ledger.ops.chainimport import ImportRefused, import_chain
 from ledger.services import DatabaseStateReader, already_included, commit_block
 from ledger.verification import ChainFault, verify_chain
+from node.sync import apply_synced_block
+from ops.chainfile import block_records, genesis_record
+from ops.chainimport import ImportRefused, import_chain
 from tests.chainkit import ChainKit, Org
 from tests.vectors import vectors
 

@@ -9,7 +9,7 @@ import pytest
 
 from ledger.consensus.machine import Timeouts
 from ledger.models import NodeState
-from ledger.node.core import EngineCore, Network
+from node.core import EngineCore, Network
 from tests.chainkit import ChainKit, Org
 from tests.ledger.test_pending_ends import node_home
 

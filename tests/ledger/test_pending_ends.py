@@ -25,9 +25,9 @@ from ledger import budgets, pool
 from ledger.chain import build_block
 from ledger.consensus.machine import Timeouts
 from ledger.models import Transaction
-from ledger.node.core import DOOMED_SWEEP_SECONDS, REOFFER_SECONDS, EngineCore, Network
-from ledger.node.home import load_home
 from ledger.services import DatabaseStateReader, open_chain
+from node.core import DOOMED_SWEEP_SECONDS, REOFFER_SECONDS, EngineCore, Network
+from node.home import load_home
 from tests.chainkit import ChainKit, Org, make_genesis
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -46,11 +46,11 @@ from ledger.chain import build_block
 from ledger.consensus.machine import Timeouts
 from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
 from ledger.models import Block, CommitSignature
-from ledger.node.core import EngineCore, Network
-from ledger.node.home import load_home
-from ledger.node.sync import stored_blocks
-from ledger.node.wire import message_to_wire
 from ledger.services import DatabaseStateReader, open_chain
+from node.core import EngineCore, Network
+from node.home import load_home
+from node.sync import stored_blocks
+from node.wire import message_to_wire
 from tests.chainkit import Org, make_genesis
 
 CHAIN_ID = "simulated-chain"

@@ -18,10 +18,10 @@ from ledger.chain import build_block
 from ledger.consensus.machine import Timeouts
 from ledger.consensus.messages import ProposalIntent, VoteIntent
 from ledger.models import Block, CommitSignature, Transaction
-from ledger.node.core import EngineCore
-from ledger.node.home import load_home
-from ledger.node.signlog import SigningLog
 from ledger.services import DatabaseStateReader, open_chain
+from node.core import EngineCore
+from node.home import load_home
+from node.signlog import SigningLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 FAST = Timeouts(0.2, 0.1, 0.2, 0.1, 0.2, 0.1)
@@ -166,7 +166,7 @@ def test_a_restarted_validator_regains_its_lock_from_the_signing_log(tmp_path):
 
     from consortium_protocol.keys import write_key_file
     from ledger.consensus.messages import sign_intent
-    from ledger.node.wire import message_to_wire
+    from node.wire import message_to_wire
     from tests.chainkit import Org, make_genesis
 
     orgs = [Org(f"org{i}") for i in range(1, 5)]

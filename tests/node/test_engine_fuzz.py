@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consortium_protocol.canonical import MAX_SAFE_INTEGER
-from ledger.node.core import MISBEHAVIOUR_LIMIT
+from node.core import MISBEHAVIOUR_LIMIT
 from tests.node.validators import FakeClock, FourValidators, consensus
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from consortium_protocol.keys import SigningKey, write_key_file
-from ledger.node.home import HomeError, NodeHome, load_home, parse_bind
+from node.home import HomeError, NodeHome, load_home, parse_bind
 
 URL = "ws://127.0.0.1:9001/ws/peer/"
 
@@ -103,7 +103,7 @@ def test_unreadable_home_is_refused(home: Path, monkeypatch: pytest.MonkeyPatch)
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr("ledger.node.home.os.scandir", refuse)
+    monkeypatch.setattr("node.home.os.scandir", refuse)
     assert "cannot be read: Permission denied" in refusal(home)
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from consortium_protocol.genesis import parse_genesis_text
-from ledger.node.home import load_home
+from node.home import load_home
 
 
 def initnode(*args: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.node.core import HEIGHT_LOG_LAG_SECONDS, MISBEHAVIOUR_LIMIT, MISBEHAVIOUR_WINDOW_SECONDS
+from node.core import HEIGHT_LOG_LAG_SECONDS, MISBEHAVIOUR_LIMIT, MISBEHAVIOUR_WINDOW_SECONDS
 from tests.node.validators import FakeClock, FourValidators, consensus
 
 pytestmark = pytest.mark.django_db(transaction=True)

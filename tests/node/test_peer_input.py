@@ -14,10 +14,10 @@ import pytest
 
 from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from ledger.models import Block, Evidence, NodeState
-from ledger.node.core import EngineCore
-from ledger.node.future import MAX_PER_SENDER
-from ledger.node.inbox import MAX_QUEUED_PER_PEER
-from ledger.node.sync import DISTRUST_SECONDS, SYNC_RETRY_SECONDS
+from node.core import EngineCore
+from node.future import MAX_PER_SENDER
+from node.inbox import MAX_QUEUED_PER_PEER
+from node.sync import DISTRUST_SECONDS, SYNC_RETRY_SECONDS
 from tests.node.validators import FakeClock, FourValidators, consensus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -161,7 +161,7 @@ def test_a_restarted_validator_does_not_prevote_against_its_lock(net):
     B in round 2: with one Byzantine validator, two blocks at one height.
     """
     from ledger.consensus.messages import VoteIntent
-    from ledger.node.signlog import SigningLog
+    from node.signlog import SigningLog
 
     core = net.core()
     a = net.block(core, net.proposer(1, 0))
@@ -198,7 +198,7 @@ def test_a_restarted_validator_does_not_prevote_against_its_lock(net):
 
 def test_a_lock_whose_block_is_not_in_the_log_still_holds_by_its_hash(net):
     from ledger.consensus.messages import VoteIntent
-    from ledger.node.signlog import SigningLog
+    from node.signlog import SigningLog
 
     core = net.core()
     a = net.block(core, net.proposer(1, 0))
@@ -277,7 +277,7 @@ def test_far_rounds_that_f_plus_one_validators_are_in_move_the_machine_there(net
 
 def test_evidence_and_blocks_store_rounds_beyond_32_bits(net):
     from consortium_protocol.errors import ProtocolError
-    from ledger.node.sync import apply_synced_block
+    from node.sync import apply_synced_block
 
     core = net.core()
     block = net.block(core, net.proposer(1, 0))

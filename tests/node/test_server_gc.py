@@ -1,4 +1,4 @@
-"""The node's garbage-collector settings while it serves (ledger.node.server.tune_gc_for_serving)."""
+"""The node's garbage-collector settings while it serves (node.server.tune_gc_for_serving)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger.node import server
+from node import server
 
 
 @pytest.fixture

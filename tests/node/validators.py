@@ -18,10 +18,10 @@ from ledger import pool
 from ledger.chain import Block, build_block
 from ledger.consensus.machine import Timeouts
 from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
-from ledger.node.core import EngineCore, Network
-from ledger.node.home import load_home
-from ledger.node.wire import message_to_wire
 from ledger.services import DatabaseStateReader, open_chain
+from node.core import EngineCore, Network
+from node.home import load_home
+from node.wire import message_to_wire
 from tests.chainkit import Org, make_genesis
 
 FAST = Timeouts(0.2, 0.1, 0.2, 0.1, 0.2, 0.1)

@@ -8,7 +8,7 @@ import json
 import pytest
 from django.db import OperationalError
 
-from ledger.ops import health
+from ops import health
 from tests.ops.conftest import report
 
 

@@ -17,10 +17,10 @@ from consortium_protocol.transactions import sign_body
 from ledger import pool
 from ledger.consensus.machine import Timeouts
 from ledger.models import Block
-from ledger.node.core import EngineCore
-from ledger.node.home import load_home
-from ledger.ops.logformat import JsonFormatter
 from ledger.services import open_chain
+from node.core import EngineCore
+from node.home import load_home
+from ops.logformat import JsonFormatter
 
 FAST = Timeouts(0.2, 0.1, 0.2, 0.1, 0.2, 0.1)
 

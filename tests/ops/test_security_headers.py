@@ -115,7 +115,7 @@ def test_an_outsider_gets_no_api_docs(client, kit, path):
 def test_the_forwarded_proto_header_is_believed_only_behind_a_trusted_proxy(proxies, header):
     code = "import django; django.setup(); from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)"
     env = {
-        "DJANGO_SETTINGS_MODULE": "consortium.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_SECRET_KEY": "x" * 60,
         "CONSORTIUM_TRUSTED_PROXIES": proxies,
         "PATH": "/usr/bin:/bin",

@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consortium.asgi import application
+from config.asgi import application
 from consortium_protocol.keys import SigningKey
 from peers import frames
 from peers.handshake import Handshake, auth_payload

@@ -1,0 +1,54 @@
+"""The typed events of the live feed, built once per commit by the engine (node.engine).
+
+The engine publishes every event once, to the channel-layer group of its topic (topic_group);
+livefeed.local forwards each to the sockets subscribed to its topic, so a
+thousand open dashboards cost the engine one group_send per event.
+
+Topics (the event "type" as the browser sees it):
+- block.committed  {height, hash, round, tx_count, time_ms}
+- tx.status        {height, txs: [{tx_id, type, status, code, index}], more}
+- gov.changed      {height, tx_types}: a block changed membership or governance
+- peer.up          {node_key, link}: link is the LinkInfo dict (ledger.models.NodeState.links)
+- peer.down        {node_key}
+- consensus.step   {height, round, step}: sampled once a second, sent on change
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.models import Transaction
+
+EVENTS_GROUP = "consortium.events"
+TOPICS = ("block.committed", "tx.status", "peer.up", "peer.down", "consensus.step", "gov.changed")
+TX_EVENT_LIMIT = 50  # a block of 2000 transactions is announced by its first 50; "more" says how many were left out
+GOVERNANCE_TYPES = frozenset({"member.add", "member.revoke", "gov.propose", "gov.vote"})
+
+
+def topic_group(topic: str) -> str:
+    """The channel-layer group of one live-feed topic: a socket joins only what it shows."""
+    return f"{EVENTS_GROUP}.{topic}"
+
+
+def commit_events(height: int, tx_count: int) -> list[dict[str, Any]]:
+    """tx.status (and gov.changed if needed) for block `height`: one range scan of the (block, index) index."""
+    if tx_count == 0:
+        return []
+    rows = list(
+        Transaction.objects.filter(block_id=height)
+        .order_by("index")
+        .values("tx_id", "type", "status", "code", "index")[:TX_EVENT_LIMIT]
+    )
+    events: list[dict[str, Any]] = [
+        {"type": "tx.status", "height": height, "txs": rows, "more": max(tx_count - len(rows), 0)}
+    ]
+    # A second scan of the same block's index range: which governance transactions it committed.
+    governance = (
+        Transaction.objects.filter(block_id=height, status=Transaction.Status.COMMITTED, type__in=GOVERNANCE_TYPES)
+        .values_list("type", flat=True)
+        .distinct()
+    )
+    types = sorted(governance)
+    if types:
+        events.append({"type": "gov.changed", "height": height, "tx_types": types})
+    return events

@@ -1,0 +1,302 @@
+"""The node's engine, as the asyncio side of the node sees it.
+
+`Engine` owns the single-writer `EngineCore` thread and connects it to the
+rest of the process: notifications of new pool transactions arrive through
+the channel layer (from this or any other web worker), and committed blocks
+are published back to it for the live dashboard. See docs/architecture.md
+for why one engine per node is the only writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from common.channels import receive_forever
+from common.db import use_dedicated_connection
+from consortium_protocol.errors import ProtocolError
+from ledger import pool
+from ledger.consensus.machine import Timeouts
+from ledger.services import LedgerState, open_chain
+from livefeed.events import topic_group
+from node.core import Committed, EngineCore, Network
+from node.home import NodeHome
+from node.notify import ENGINE_GROUP
+from node.sync import blocks_request, stored_blocks
+
+if TYPE_CHECKING:
+    from peers.hub import PeerHub
+
+logger = logging.getLogger(__name__)
+
+
+def timeouts_from_settings() -> Timeouts:
+    t = settings.CONSENSUS_TIMEOUTS
+    return Timeouts(
+        propose=t["propose"][0],
+        propose_delta=t["propose"][1],
+        prevote=t["prevote"][0],
+        prevote_delta=t["prevote"][1],
+        precommit=t["precommit"][0],
+        precommit_delta=t["precommit"][1],
+    )
+
+
+GOSSIP_BATCH_LIMIT = 2000
+BLOCK_SERVERS = 2  # get_blocks replies read and encoded at once, beside the engine thread
+
+
+def _stored_blocks(start: int, count: int) -> list:
+    try:
+        return stored_blocks(start, count)
+    finally:
+        close_old_connections()
+
+
+def _admit_from_peer(envelopes: list, chain_id: str) -> list[str]:
+    try:
+        outcomes = pool.admit(envelopes, chain_id=chain_id)
+    finally:
+        close_old_connections()
+    return [o.tx_id for o in outcomes if isinstance(o, pool.Admission) and o.created]
+
+
+def _open(home: NodeHome) -> LedgerState:
+    try:
+        return open_chain(home.genesis_text)
+    finally:
+        connections.close_all()
+
+
+class Engine:
+    def __init__(self, home: NodeHome, state: LedgerState | None = None) -> None:
+        self.home = home
+        self.state = state
+        self.core: EngineCore | None = None
+        self._thread: threading.Thread | None = None
+        self._listener: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.hub: PeerHub | None = None  # once attach_peers() is called
+        self._reporter: asyncio.Task | None = None
+        self._admitting = asyncio.Lock()
+        self.network = Network()
+        # Explorer live feed (livefeed.events): peer heights from their status messages, last step sent.
+        self._peer_heights: dict[str, int] = {}
+        self._last_step: tuple | None = None
+        self._feed_tasks: set[asyncio.Future] = set()
+        self._serving: set[str] = set()  # peers whose get_blocks is being served (one at a time each)
+        self._block_servers = asyncio.Semaphore(BLOCK_SERVERS)
+
+    async def start(self) -> None:
+        """Open the chain (initialising it from genesis once) and start the engine thread."""
+        self._loop = asyncio.get_running_loop()
+        state = self.state or await asyncio.to_thread(_open, self.home)
+        self.core = EngineCore(
+            self.home,
+            state,
+            timeouts=timeouts_from_settings(),
+            max_block_txs=settings.CONSORTIUM_MAX_BLOCK_TXS,
+            network=self.network,
+            on_commit=self._committed_from_thread,
+            block_interval=settings.CONSORTIUM_BLOCK_INTERVAL,
+        )
+        self.state = state
+        self._thread = threading.Thread(target=self._run_core, name="consortium-engine", daemon=True)
+        self._thread.start()
+        self._listener = asyncio.create_task(self._listen())
+        logger.info("engine started at height %s", state.tip.height)
+
+    def _org_of(self, node_key: str) -> str | None:
+        peer = self.state.membership.peers.get(node_key) if self.state is not None else None
+        return peer.org_id if peer is not None else None
+
+    def _run_core(self) -> None:
+        """The engine thread. If it fails, the node exits rather than serve without a writer.
+
+        A node that answers HTTP while its engine is dead would look alive to
+        its operator and to load balancers while committing nothing. Every
+        commit is atomic and every signature logged before it is sent, so
+        exiting is as safe as a kill -9: the supervisor restarts it and it
+        resumes where it was.
+        """
+        try:
+            use_dedicated_connection()  # its own connection for life, outside the request pool
+            self.core.run()
+        except BaseException:
+            logger.critical("the engine failed; the node exits so that it is restarted", exc_info=True)
+            os._exit(70)
+
+    def attach_peers(self, hub: PeerHub) -> None:
+        """Route peer messages to the core and the core's messages to the peers."""
+        self.hub = hub
+        self.network.broadcast = hub.broadcast_threadsafe
+        self.network.send = hub.send_threadsafe
+        self.network.disconnect = hub.disconnect_threadsafe
+        self._reporter = asyncio.create_task(self._report_links())
+        hub.set_handlers(
+            on_message=self._from_peer,
+            on_peer_up=self._peer_up,
+            on_peer_down=lambda peer: self._emit({"type": "peer.down", "node_key": peer}),  # explorer feed
+        )
+
+    def _from_peer(self, peer: str, message: dict) -> Awaitable[None] | None:
+        # Gossiped transactions are admitted beside the engine thread, not in
+        # it: verifying thousands of signatures must never delay a vote.
+        if message.get("type") == "txs":
+            return self._admit_gossip(message.get("envelopes"))
+        if message.get("type") == "get_blocks":
+            # Served beside the engine thread: reading and encoding stored
+            # blocks must never delay a vote. One request per peer at a time.
+            if peer not in self._serving:
+                self._serving.add(peer)
+                self._background(self._serve_blocks(peer, message))
+            return None
+        if message.get("type") == "status" and isinstance(message.get("height"), int):
+            self._peer_heights[peer] = message["height"]  # explorer: the peer's height on the network page
+        self.core.deliver(peer, message)
+        return None
+
+    def _background(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._feed_tasks.add(task)
+        task.add_done_callback(self._feed_tasks.discard)
+
+    async def _serve_blocks(self, peer: str, message: dict) -> None:
+        try:
+            start, count = blocks_request(message)
+            if self.state is not None and start > self.state.tip.height:
+                return
+            async with self._block_servers:
+                entries = await asyncio.to_thread(_stored_blocks, start, count)
+            if entries and self.hub is not None:
+                self.hub.send(peer, {"type": "blocks", "blocks": entries})
+        except ProtocolError as bad:
+            logger.info("dropped a malformed get_blocks from %s: %s", peer[:12], bad.detail)
+        except ValueError as unsendable:  # the hub refuses a reply over the maximum message size
+            logger.warning("could not send blocks from %s to %s: %s", message.get("from"), peer[:12], unsendable)
+        finally:
+            self._serving.discard(peer)
+
+    async def _admit_gossip(self, envelopes: object) -> None:
+        if not isinstance(envelopes, list) or len(envelopes) > GOSSIP_BATCH_LIMIT:
+            logger.info("dropped a malformed transaction batch from a peer")
+            return
+        async with self._admitting:  # one batch at a time; the hub awaits us, which is our backpressure
+            created = await asyncio.to_thread(_admit_from_peer, envelopes, self.home.chain_id)
+        if created:
+            self.core.note_from_peers(created)
+
+    def _peer_up(self, peer: str) -> None:
+        self.core.peer_up(peer)
+        # Explorer feed: the new link's details, as NodeState.links will list them.
+        link = next((info.to_dict() for info in self.hub.links() if info.node_key == peer), None)
+        self._emit({"type": "peer.up", "node_key": peer, "link": link})
+
+    def _emit(self, event: dict) -> None:
+        """Explorer feed: publish one event to its topic's group from this loop without waiting for it."""
+        task = asyncio.ensure_future(self._send_event(event))
+        self._feed_tasks.add(task)  # a strong reference until it is done
+        task.add_done_callback(self._feed_tasks.discard)
+
+    async def _send_event(self, event: dict) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            await layer.group_send(topic_group(event["type"]), event)
+        except Exception:  # the dashboard feed must never disturb the engine
+            logger.warning("could not publish %s", event["type"], exc_info=True)
+
+    async def _report_links(self) -> None:
+        """Hand the core a fresh snapshot of the peer links every second (read on this loop only)."""
+        while True:
+            if self.hub is not None and self.core is not None:
+                self.core.peer_links = [
+                    {**info.to_dict(), "height": self._peer_heights.get(info.node_key)} for info in self.hub.links()
+                ]
+                # Explorer feed: consensus.step, sampled once a second and sent when it changed.
+                machine = self.core.machine
+                step = (self.core.height, machine.round, machine.step) if machine is not None else None
+                if step is not None and step != self._last_step:
+                    self._last_step = step
+                    self._emit({"type": "consensus.step", "height": step[0], "round": step[1], "step": step[2]})
+            await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._reporter is not None:
+            self._reporter.cancel()
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # e.g. redis turns a cancelled BZPOPMIN into a TimeoutError
+                logger.info("the channel-layer listener ended while stopping (%s)", type(exc).__name__)
+        if self.core is not None and self._thread is not None:
+            self.core.stop()
+            await asyncio.to_thread(self._thread.join, 30)
+        logger.info("engine stopped")
+
+    async def _listen(self) -> None:
+        """Wake the core whenever any worker admits transactions."""
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        channel = await layer.new_channel()
+
+        async def join() -> None:
+            await layer.group_add(ENGINE_GROUP, channel)
+
+        async def wake(message: dict) -> None:
+            self.core.wake()
+
+        await join()
+        try:
+            await receive_forever(layer, channel, join=join, handle=wake, what="the engine's wake-ups")
+        finally:
+            with contextlib.suppress(Exception):
+                await layer.group_discard(ENGINE_GROUP, channel)
+
+    def _committed_from_thread(self, committed: Committed) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self._publish(committed), self._loop)
+
+    async def _publish(self, committed: Committed) -> None:
+        if self.hub is not None:
+            from node.peering import refresh_from_membership
+
+            # Admitted, suspended or removed organisations change who we link to.
+            refresh_from_membership(self.hub, self.state.membership)
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        event = {
+            "type": "block.committed",
+            "height": committed.height,
+            "hash": committed.hash,
+            "round": committed.round,
+            "tx_count": committed.tx_count,
+            "time_ms": committed.time_ms,
+            "proposer": committed.proposer,
+            "proposer_org": self._org_of(committed.proposer),
+        }
+        try:
+            await layer.group_send(topic_group(event["type"]), event)
+            # Explorer feed: tx.status and gov.changed for this block, one indexed read (livefeed.events).
+            from livefeed.events import commit_events
+
+            for extra in await database_sync_to_async(commit_events)(committed.height, committed.tx_count):
+                await layer.group_send(topic_group(extra["type"]), extra)
+        except Exception:  # the dashboard feed must never disturb the engine
+            logger.warning("could not publish block %s", committed.height, exc_info=True)

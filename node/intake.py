@@ -1,0 +1,91 @@
+"""Checks on a peer's consensus message, before anything is stored, logged, relayed or replayed.
+
+Every peer is an adversary (docs/consensus.md, "Threat model"). A consensus
+message from a link is parsed and bounded (`node.wire`), its signature
+is verified, and a proposal's block must hash to the signed hash, all before
+the engine keeps it anywhere: in the next-height buffer, the far-rounds
+buffer, the signing log's "seen" records, the height's message log, or a
+relay. Any failure raises ProtocolError, which the engine turns into a
+dropped message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import verify
+from consortium_protocol.votes import vote_bytes
+from ledger.consensus.messages import Proposal, Vote, proposal_bytes
+from node.wire import message_from_wire
+
+Message = Vote | Proposal
+
+# Bytes a message is counted for in buffers: its fields, and each transaction's body and signature.
+MESSAGE_OVERHEAD_BYTES = 400
+TX_OVERHEAD_BYTES = 200
+
+
+def parse_consensus(wire: Any, *, chain_id: str, verified) -> Message:
+    """Shape and bounds of a consensus message (ProtocolError if malformed)."""
+    return message_from_wire(wire, chain_id=chain_id, verified=verified)
+
+
+def signed_bytes(chain_id: str, message: Message) -> bytes:
+    if isinstance(message, Vote):
+        return vote_bytes(message.type, chain_id, message.height, message.round, message.block_hash)
+    return proposal_bytes(chain_id, message.height, message.round, message.block_hash, message.valid_round)
+
+
+class SignatureCheck:
+    """Verifies signatures and remembers the ones it verified, so the machine does not verify them twice."""
+
+    def __init__(self) -> None:
+        self._verified: set[tuple[str, bytes, str]] = set()
+
+    def clear(self) -> None:
+        self._verified.clear()
+
+    def __call__(self, public_key: str, message: bytes, signature: str) -> bool:
+        """A `Verifier` for the consensus machine."""
+        if (public_key, message, signature) in self._verified:
+            return True
+        return verify(public_key, message, signature)
+
+    def check(self, chain_id: str, message: Message) -> None:
+        """Raise unless `message` is signed by its sender and a proposal's block is the one signed."""
+        if isinstance(message, Proposal):
+            if message.block.height != message.height:
+                raise ProtocolError("bad_message", "the proposal's block is for another height")
+            if message.block.hash != message.block_hash:
+                # The real signature over another block (a shadow): it must not
+                # take the genuine proposal's place in any log.
+                raise ProtocolError("bad_message", "the proposal's block does not hash to its signed block_hash")
+        key = (message.sender, signed_bytes(chain_id, message), message.signature)
+        if key in self._verified:
+            return
+        if not verify(*key):
+            raise ProtocolError("bad_signature", "the consensus message's signature does not verify")
+        self._verified.add(key)
+
+    def remember(self, chain_id: str, message: Message) -> None:
+        """A message this node signed itself."""
+        self._verified.add((message.sender, signed_bytes(chain_id, message), message.signature))
+
+
+def check_for_height(message: Message, *, validators: frozenset[str] | set[str], proposer) -> None:
+    """Raise unless `message` can count at this height: a validator's, a proposal from its round's proposer."""
+    if message.sender not in validators:
+        raise ProtocolError("not_validator", "the sender is not a validator at this height")
+    if isinstance(message, Proposal):
+        if message.sender != proposer(message.round):
+            raise ProtocolError("not_proposer", "the sender is not the proposer of that round")
+        if not -1 <= message.valid_round < message.round:
+            raise ProtocolError("bad_message", "valid_round must be in [-1, round)")
+
+
+def message_size(message: Message) -> int:
+    """An estimate of a message's size in memory and on the wire, for byte budgets."""
+    if isinstance(message, Vote):
+        return MESSAGE_OVERHEAD_BYTES
+    return MESSAGE_OVERHEAD_BYTES + sum(len(tx.canonical_body) + TX_OVERHEAD_BYTES for tx in message.block.txs)
