@@ -11,6 +11,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="api-redoc"),
     path("", include("ops.urls")),  # /healthz, /readyz, /metrics (docs/operations.md)
-    path("", include("consortium.web_urls")),
+    path("", include("consortium.urls")),
     path("", include("explorer.urls")),
 ]

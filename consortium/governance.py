@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from common.errors import OperatorError
 from consortium.models import Application, MemberKey, Organisation, Peer, Proposal
 from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from consortium_protocol.errors import ProtocolError
@@ -27,12 +28,8 @@ from node.notify import pool_changed
 from node.runtime import NoHomeLoaded, current_home
 
 
-class GovernanceError(Exception):
+class GovernanceError(OperatorError):
     """An action the node cannot take; `message` is one sentence for the admin."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def node_home() -> NodeHome:

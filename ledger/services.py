@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from common.bulk import insert_rows
+from common.errors import OperatorError
 from common.writes import write_transaction
 from consortium_protocol.blocks import genesis_hash
 from consortium_protocol.genesis import parse_genesis_text
@@ -22,8 +23,8 @@ from ledger.models import Chain, CommitSignature, StateChange, StateEntry, Trans
 _BATCH = 500
 
 
-class GenesisMismatch(Exception):
-    pass
+class GenesisMismatch(OperatorError):
+    """The database holds another chain than the home's genesis; `message` says which."""
 
 
 @dataclass

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from django.core.management import call_command
 
+from common.errors import OperatorError
 from consortium_protocol.keys import SigningKey, read_key_file
 from node.home import GENESIS_FILE, MEMBER_KEY_FILE
 
@@ -60,8 +61,8 @@ class DevnetNode:
         return read_key_file(self.home / MEMBER_KEY_FILE)
 
 
-class DevnetError(Exception):
-    pass
+class DevnetError(OperatorError):
+    """The local consortium cannot be set up or started; `message` is one line for the operator."""
 
 
 class Devnet:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from common.errors import OperatorError
 from consortium_protocol.genesis import GenesisError, parse_genesis_text
 from consortium_protocol.keys import KeyFileError, SigningKey, read_key_file
 
@@ -37,12 +38,8 @@ MEMBER_KEY_FILE = "member_key"
 DEFAULT_PORTS = {"ws": 80, "wss": 443}
 
 
-class HomeError(Exception):
+class HomeError(OperatorError):
     """A home the node cannot run from; `message` is one line for the operator."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

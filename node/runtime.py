@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from common.errors import OperatorError
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import read_key_file
 from node.home import NodeHome
@@ -18,8 +19,8 @@ from node.home import NodeHome
 _current: NodeHome | None = None
 
 
-class NoHomeLoaded(RuntimeError):
-    pass
+class NoHomeLoaded(OperatorError, RuntimeError):
+    """This process serves no node: nothing called set_current_home (runnode does)."""
 
 
 def set_current_home(home: NodeHome | None) -> None:

@@ -11,6 +11,8 @@ own signal handling would not wait for.
 
 from __future__ import annotations
 
+from common.errors import OperatorError
+
 # Importing daphne.server installs twisted's asyncio reactor. It has to happen
 # before anything imports twisted.internet.reactor, which would otherwise
 # install the default (non-asyncio) reactor. django.setup() already imports it
@@ -50,12 +52,8 @@ GC_YOUNG_THRESHOLD = 20_000
 ENGINE_STOP_TIMEOUT = 15.0
 
 
-class NodeRefused(Exception):
+class NodeRefused(OperatorError):
     """The node cannot start; `message` is one line for the operator."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def check_migrations() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import transaction
 
+from common.errors import OperatorError
 from consortium.models import Organisation
 from consortium_protocol.blocks import genesis_hash
 from consortium_protocol.canonical import loads_strict
@@ -28,8 +29,8 @@ from node.sync import apply_synced_block
 from ops.chainfile import FORMAT, VERSION, block_records
 
 
-class ImportRefused(Exception):
-    """The export cannot be imported; the message is one line for the operator."""
+class ImportRefused(OperatorError):
+    """The export cannot be imported; `message` is one line for the operator."""
 
 
 def import_chain(
