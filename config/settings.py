@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "api",
     "explorer",
     "ops",
+    "devnet",
 ]
 
 MIDDLEWARE = [

@@ -21,8 +21,8 @@ import jsonschema
 import pytest
 import yaml
 
-from node.devnet import Devnet
-from node.management.commands.devnet import Command as DevnetCommand
+from devnet.launcher import Devnet
+from devnet.management.commands.devnet import Command as DevnetCommand
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = Path(__file__).with_name("compose-spec.json")

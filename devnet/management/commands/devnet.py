@@ -11,8 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from node.devnet import ADMIN_USER, Devnet, DevnetError
-from node.traffic import SupplyChainTraffic
+from devnet.launcher import ADMIN_USER, Devnet, DevnetError
+from devnet.traffic import SupplyChainTraffic
 
 
 class Command(BaseCommand):
