@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import cast
+
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware.security import SecurityMiddleware
 
@@ -17,5 +20,6 @@ class InlineSecurityMiddleware(SecurityMiddleware):
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.process_request(request)
         if response is None:
-            response = await self.get_response(request)
+            # In async mode (the only one that calls __acall__) the next handler is a coroutine function.
+            response = await cast("Awaitable[HttpResponseBase]", self.get_response(request))
         return self.process_response(request, response)

@@ -42,7 +42,7 @@ class SubmissionHandler(ASGIHandler):
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
-        view = convert_exception_to_response(self._get_response_async)
+        view = convert_exception_to_response(self._get_response_async)  # type: ignore[attr-defined]  # not in django-stubs
         self._middleware_chain = convert_exception_to_response(InlineSecurityMiddleware(view))
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from consortium_protocol.blocks import BlockHeader
 from consortium_protocol.canonical import canonical
 
 MIB = 1024 * 1024
@@ -53,7 +54,7 @@ def list_bytes(item_sizes: Iterable[int]) -> int:
     return 2 + total + max(0, count - 1)
 
 
-def block_bytes(header: dict[str, Any], envelope_sizes: Iterable[int]) -> int:
+def block_bytes(header: BlockHeader, envelope_sizes: Iterable[int]) -> int:
     """len(canonical({"header": header, "txs": envelopes})) from the envelopes' sizes."""
     return _BLOCK_FRAME - 2 + len(canonical(header)) + list_bytes(envelope_sizes)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from consortium_protocol.blocks import block_hash, check_header_shape, results_hash, validators_hash
+from consortium_protocol.blocks import BlockHeader, block_hash, check_header_shape, results_hash, validators_hash
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import verify_all
 from consortium_protocol.membership import Membership
@@ -34,7 +34,7 @@ class ChainTip:
 
 @dataclass
 class Block:
-    header: dict[str, Any]
+    header: BlockHeader
     txs: list[SignedTx]
 
     @cached_property
@@ -65,7 +65,7 @@ def build_block(
 ) -> tuple[Block, Execution]:
     height = tip.height + 1
     run = execute(txs, height=height, membership=membership, reader=reader)
-    header = {
+    header: BlockHeader = {
         "chain_id": tip.chain_id,
         "height": height,
         "prev_hash": tip.hash,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from consortium_protocol.blocks import BlockHeader
+
 
 class Chain(models.Model):
     """The one chain this database holds, bound to its genesis file."""
@@ -48,7 +50,7 @@ class Block(models.Model):
     def __str__(self) -> str:
         return f"block {self.height}"
 
-    def header(self) -> dict:
+    def header(self) -> BlockHeader:
         return {
             "chain_id": self.chain_id,
             "height": self.height,

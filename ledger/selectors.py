@@ -59,12 +59,12 @@ def block_tx_ids(height: int) -> list[str]:
 def transaction_proof(tx_id: str) -> dict[str, Any] | None:
     """An inclusion proof of a transaction in its block's tx_root; None if unknown or still pending."""
     row = Transaction.objects.filter(tx_id=tx_id, block__isnull=False).select_related("block").first()
-    if row is None or row.index is None:
+    if row is None or row.index is None or row.block is None:
         return None
-    leaves = [bytes.fromhex(leaf) for leaf in block_tx_ids(row.block_id)]
+    leaves = [bytes.fromhex(leaf) for leaf in block_tx_ids(row.block.height)]
     return {
         "tx_id": row.tx_id,
-        "block_height": row.block_id,
+        "block_height": row.block.height,
         "index": row.index,
         "tree_size": len(leaves),
         "tx_root": row.block.tx_root,

@@ -165,10 +165,10 @@ def _latencies(committed_at: dict[int, datetime]) -> list[float]:
     if not committed_at:
         return []
     rows = Transaction.objects.filter(block_id__gte=min(committed_at)).order_by("-block_id")
-    rows = rows.values_list("block_id", "received_at")
+    samples = rows.values_list("block_id", "received_at")
     return [
         max(0.0, (committed_at[height] - received).total_seconds())
-        for height, received in rows[:MAX_LATENCY_SAMPLES]
+        for height, received in samples[:MAX_LATENCY_SAMPLES]
         if height in committed_at
     ]
 

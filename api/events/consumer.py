@@ -95,7 +95,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         self._received: deque[float] = deque()
         key = token_from_headers(self.scope.get("headers", []))
         user_id = await database_sync_to_async(token_user)(key) if key else None
-        if user_id is None:
+        if key is None or user_id is None:
             await self.close(code=protocol.CLOSE_NOT_AUTHENTICATED)  # before accept: the handshake is refused
             return
         self.user_id = user_id

@@ -212,7 +212,8 @@ class Selection:
             if self.writes and tx.type in WRITE_TYPES:
                 payload = tx.payload
                 namespace, key = payload.get("namespace"), payload.get("key")
-                if any(f.matches(namespace, key) for f in self.writes):
+                valid = isinstance(namespace, str) and isinstance(key, str)  # a committed write's always are
+                if valid and any(f.matches(namespace, key) for f in self.writes):
                     put = tx.type == "state.put"
                     out.append(
                         {

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from consortium_protocol.blocks import BlockHeader
+
 from .errors import ConsortiumError
 
 FINAL_STATUSES = ("committed", "rejected")
@@ -89,7 +91,7 @@ class BlockSummary:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    header: dict[str, Any]
+    header: BlockHeader
     hash: str
     tx_ids: list[str]
     results: list[list[str]]
