@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import cast
 
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.security import SecurityMiddleware
 
 
@@ -18,8 +18,8 @@ class InlineSecurityMiddleware(SecurityMiddleware):
     """
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.process_request(request)
+        response: HttpResponse | None = self.process_request(request)
         if response is None:
             # In async mode (the only one that calls __acall__) the next handler is a coroutine function.
-            response = await cast("Awaitable[HttpResponseBase]", self.get_response(request))
+            response = await cast("Awaitable[HttpResponse]", self.get_response(request))
         return self.process_response(request, response)

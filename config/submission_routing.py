@@ -43,7 +43,8 @@ class SubmissionHandler(ASGIHandler):
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
         view = convert_exception_to_response(self._get_response_async)  # type: ignore[attr-defined]  # not in django-stubs
-        self._middleware_chain = convert_exception_to_response(InlineSecurityMiddleware(view))
+        # convert_exception_to_response keeps a coroutine function one; its stubs say either kind.
+        self._middleware_chain = convert_exception_to_response(InlineSecurityMiddleware(view))  # type: ignore[arg-type]
 
 
 class SubmissionRouter:
