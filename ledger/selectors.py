@@ -7,14 +7,16 @@ names first), so a query never sees a value the database would refuse.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from django.db.models import Max, Q
 
-from consortium_protocol.blocks import BlockHeader
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.merkle import audit_path
 from ledger.models import Block, Chain, NodeState, StateChange, StateEntry, Transaction
+
+if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
+    from consortium_protocol.blocks import BlockHeader
 
 
 class TransactionProof(TypedDict):
