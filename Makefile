@@ -34,9 +34,15 @@ run: setup
 services:
 	bash .ci/services
 
+# mypy's Django plugin imports the settings (which need a secret key, or debug)
+# and the models, with the protocol from this checkout as manage.py has it.
+LINT_ENV := DJANGO_DEBUG=1 PYTHONPATH=.:clients/python/src
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(LINT_ENV) $(VENV)/bin/mypy
+	$(LINT_ENV) $(VENV)/bin/lint-imports
 
 # Two workers: the real-process tests (marked slow) run one at a time on one of
 # them, the rest of the suite beside them (tests/conftest.py).

@@ -18,7 +18,8 @@ class MemberSerializer(serializers.Serializer):
     key = serializers.CharField()
     roles = serializers.ListField(child=serializers.CharField())
     status = serializers.ChoiceField(choices=MemberKey.Status.choices)
-    label = serializers.CharField(allow_blank=True)
+    # A declared field, which the serializer's metaclass takes out of the class: Field.label stays.
+    label = serializers.CharField(allow_blank=True)  # type: ignore[assignment]
     added_height = serializers.IntegerField()
     revoked_height = serializers.IntegerField(allow_null=True)
 

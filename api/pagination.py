@@ -25,6 +25,7 @@ _NUMBER = re.compile(r"[0-9]{1,16}")
 _POSITION = re.compile(r"([0-9]{1,16})-([0-9]{1,16})")
 
 Cursor = TypeVar("Cursor")
+Row = TypeVar("Row")
 
 
 def parameters(cursor_pattern: str) -> list[OpenApiParameter]:
@@ -71,9 +72,9 @@ def position_cursor(text: str) -> tuple[int, int]:
 
 def paginate(
     request: Request,
-    fetch: Callable[[Cursor | None, int], list[dict[str, Any]]],
+    fetch: Callable[[Cursor | None, int], list[Row]],
     parse: Callable[[str], Cursor],
-    position: Callable[[dict[str, Any]], str],
+    position: Callable[[Row], str],
 ) -> dict[str, Any]:
     """One page `{"results", "next"}`: fetch one row more than the limit to know whether a next page exists."""
     limit = page_limit(request)

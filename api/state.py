@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -70,12 +68,12 @@ class StateHistoryApi(ReadApi):
     def get(self, request: Request, namespace: str, key: str) -> Response:
         namespace, key = params.name(namespace, "namespace"), params.name(key, "key")
 
-        def fetch(before: tuple[int, int] | None, limit: int) -> list[dict[str, Any]]:
+        def fetch(before: tuple[int, int] | None, limit: int) -> list[selectors.StateChangeRecord]:
             return selectors.state_history(namespace, key, before, limit)
 
         page = pagination.paginate(request, fetch, pagination.position_cursor, _position)
         return Response(self.OutputSerializer(page).data)
 
 
-def _position(change: dict[str, Any]) -> str:
+def _position(change: selectors.StateChangeRecord) -> str:
     return f"{change['block_height']}-{change['tx_index']}"

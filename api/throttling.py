@@ -23,6 +23,8 @@ class SubmitRateThrottle(SimpleRateThrottle):
     """
 
     scope = "submit"
+    num_requests: int  # set from `rate` by SimpleRateThrottle.__init__
+    duration: int
     _buckets: dict[str, tuple[float, float]] = {}  # client address -> (tokens, when they were counted)
     _lock = threading.Lock()
 

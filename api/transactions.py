@@ -90,8 +90,9 @@ class SubmitBatchApi(SubmitApi):
     async def post(self, request: Request) -> Response:
         envelopes = self._envelopes(request.data)
         outcomes = await admit_envelopes(envelopes)
-        if outcomes and all(isinstance(o, PoolFull) for o in outcomes):
-            raise ApiError.from_protocol(outcomes[0])  # nothing fits: 429 as a whole, so clients retry it as one
+        full = [o for o in outcomes if isinstance(o, PoolFull)]
+        if outcomes and len(full) == len(outcomes):
+            raise ApiError.from_protocol(full[0])  # nothing fits: 429 as a whole, so clients retry it as one
         return Response({"results": [_result(e, o) for e, o in zip(envelopes, outcomes, strict=True)]})
 
     @staticmethod

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
+from django.http import HttpRequest
 from django.urls import path, re_path
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.exceptions import NotFound
-from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from api.blocks import BlockDetailApi, BlockListApi
@@ -26,7 +26,7 @@ class NoSuchEndpointApi(APIView):
     authentication_classes: list[type] = []
     permission_classes = [SignedSubmission]
 
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> None:
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> NoReturn:
         raise NotFound("no such endpoint; see /api/v1/schema")
 
 

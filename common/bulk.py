@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.db import connection
+from django.db.models import Model
 
 _MAX_PARAMETERS = 9000  # below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters
 
 
 def insert_rows(
-    model: type,
+    model: type[Model],
     columns: tuple[str, ...],
     rows: list[tuple],
     *,

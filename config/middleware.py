@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponseBase
+from collections.abc import Awaitable
+from typing import cast
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.security import SecurityMiddleware
 
 
@@ -15,7 +18,8 @@ class InlineSecurityMiddleware(SecurityMiddleware):
     """
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.process_request(request)
+        response: HttpResponse | None = self.process_request(request)
         if response is None:
-            response = await self.get_response(request)
+            # In async mode (the only one that calls __acall__) the next handler is a coroutine function.
+            response = await cast("Awaitable[HttpResponse]", self.get_response(request))
         return self.process_response(request, response)

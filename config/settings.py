@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -106,7 +107,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": HOME_DIR / "db.sqlite3",
+            "NAME": str(HOME_DIR / "db.sqlite3"),
             # Keep each worker thread's connection: opening one (and its PRAGMAs)
             # per request cost more than a submit's own queries.
             "CONN_MAX_AGE": 600,
@@ -200,7 +201,7 @@ LOGIN_REDIRECT_URL = "/"
 # would be 64 MiB, which no node should buffer; 8 MiB holds 1000 typical ones.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CONSORTIUM_MAX_BODY_BYTES", 8 * 1024 * 1024)
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     # Token first: an anonymous API request is answered 401 with a
     # "WWW-Authenticate: Token" challenge rather than 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [

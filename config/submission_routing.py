@@ -42,8 +42,9 @@ class SubmissionHandler(ASGIHandler):
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
-        view = convert_exception_to_response(self._get_response_async)
-        self._middleware_chain = convert_exception_to_response(InlineSecurityMiddleware(view))
+        view = convert_exception_to_response(self._get_response_async)  # type: ignore[attr-defined]  # not in django-stubs
+        # convert_exception_to_response keeps a coroutine function one; its stubs say either kind.
+        self._middleware_chain = convert_exception_to_response(InlineSecurityMiddleware(view))  # type: ignore[arg-type]
 
 
 class SubmissionRouter:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 from consortium.models import Organisation, Proposal
 from ledger.models import Transaction
@@ -71,7 +72,15 @@ def recently_decided(limit: int = 10) -> list[Proposal]:
     return list(decided.prefetch_related("votes__org").order_by("-decided_height", "-created_height")[:limit])
 
 
-def transaction_statuses(tx_ids: list[str]) -> list[dict]:
+class TransactionStatus(TypedDict):
+    tx_id: str
+    type: str
+    status: str
+    code: str
+    block_id: int
+
+
+def transaction_statuses(tx_ids: list[str]) -> list[TransactionStatus]:
     """tx_id, type, status and code of each known transaction, in the order given."""
     rows = Transaction.objects.filter(tx_id__in=tx_ids).values("tx_id", "type", "status", "code", "block_id")
     by_id = {row["tx_id"]: row for row in rows}

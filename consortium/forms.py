@@ -77,7 +77,8 @@ class ApplicationForm(forms.Form):
         return [_peer(line, n) for n, line in lines]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         org = {"org_id": data["org_id"], "name": data["name"], "admins": data["admin_keys"], "peers": data["peers"]}
@@ -124,7 +125,9 @@ class SuspendForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         active = Organisation.objects.filter(status=Organisation.Status.ACTIVE)
-        self.fields["org_id"].choices = [(org.org_id, str(org)) for org in active]
+        field = self.fields["org_id"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(org.org_id, str(org)) for org in active]
 
 
 class MemberAddForm(forms.Form):

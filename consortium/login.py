@@ -31,6 +31,7 @@ THROTTLED = "throttled"
 
 class ThrottledAuthenticationForm(AuthenticationForm):
     def clean(self) -> dict[str, Any]:
+        assert self.request is not None  # the login view always passes its request
         address = client_address(self.request)
         user_key = f"{(self.data.get('username') or '').strip().lower()}|{address}"
         if PER_USER.exceeded(user_key) or PER_ADDRESS.exceeded(address):

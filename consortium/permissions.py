@@ -10,7 +10,7 @@ may look at the governance pages but every action answers them 403.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
+from django.contrib.auth.models import AbstractUser, AnonymousUser, Group, Permission
 
 GOVERN = "consortium.govern"
 ORG_ADMINS_GROUP = "Organisation admins"
@@ -19,7 +19,7 @@ ORG_ADMINS_GROUP = "Organisation admins"
 VIEW_MODELS = ("organisation", "memberkey", "peer", "proposal", "vote", "application")
 
 
-def can_govern(user: AbstractBaseUser | AnonymousUser) -> bool:
+def can_govern(user: AbstractUser | AnonymousUser) -> bool:
     return bool(user.is_authenticated and user.has_perm(GOVERN))
 
 
@@ -31,7 +31,7 @@ def org_admins_group() -> Group:
     return group
 
 
-def make_org_admin(user: AbstractBaseUser) -> None:
+def make_org_admin(user: AbstractUser) -> None:
     """Let `user` act for this node's organisation, in the pages and in the Django admin."""
     user.groups.add(org_admins_group())
     user.is_staff = True

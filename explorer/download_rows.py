@@ -17,7 +17,7 @@ reads more than `limit` rows and none uses OFFSET.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +100,7 @@ def _transactions(low: int, high: int, after: Position | None, limit: int) -> li
     return [{**_transaction_row(r, times), "body": r["body"]} for r in found]
 
 
-def _transaction_row(r: Row, times: dict[int, int]) -> Row:
+def _transaction_row(r: Mapping[str, Any], times: dict[int, int]) -> Row:
     """The columns a transaction row and a membership row share, from `values()` of Transaction."""
     return {
         "block_height": r["block_id"],
@@ -144,7 +144,7 @@ def key_history(namespace: str, key: str) -> Source:
 
 
 def _membership(low: int, high: int, after: Position | None, limit: int) -> list[Row]:
-    found: list[Row] = []
+    found: list[Mapping[str, Any]] = []  # values() rows of Transaction
     start = after[0] if after else low
     while start <= high and len(found) < limit:
         end = min(high, start + MEMBERSHIP_SPAN - 1)

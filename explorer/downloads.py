@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 
 from explorer import download_rows
 from explorer.download_rows import Row, Source
@@ -168,7 +168,7 @@ async def stream(source: Source, span: Range, chunk_rows: int | None = None) -> 
         yield "]\n"
 
 
-def download(request: HttpRequest, source: Source, name: str) -> HttpResponse:
+def download(request: HttpRequest, source: Source, name: str) -> HttpResponseBase:
     try:
         span = parse_range(request)
     except RangeError as bad:
@@ -181,20 +181,20 @@ def download(request: HttpRequest, source: Source, name: str) -> HttpResponse:
 
 
 @page
-def blocks(request: HttpRequest) -> HttpResponse:
+def blocks(request: HttpRequest) -> HttpResponseBase:
     return download(request, download_rows.BLOCKS, "blocks")
 
 
 @page
-def transactions(request: HttpRequest) -> HttpResponse:
+def transactions(request: HttpRequest) -> HttpResponseBase:
     return download(request, download_rows.TRANSACTIONS, "transactions")
 
 
 @page
-def key_history(request: HttpRequest, namespace: str, key: str) -> HttpResponse:
+def key_history(request: HttpRequest, namespace: str, key: str) -> HttpResponseBase:
     return download(request, download_rows.key_history(namespace, key), f"history-{namespace}-{key}")
 
 
 @page
-def membership(request: HttpRequest) -> HttpResponse:
+def membership(request: HttpRequest) -> HttpResponseBase:
     return download(request, download_rows.MEMBERSHIP, "membership")

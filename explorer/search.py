@@ -67,7 +67,7 @@ def search(query: str) -> dict[str, Any]:
 
 def _range(model: type[Model], field: str, prefix: str) -> list[str]:
     """At most two values of a unique hex column starting with `prefix`: one index range scan."""
-    rows = model.objects.filter(**{f"{field}__gte": prefix, f"{field}__lt": prefix + "g"}).order_by(field)
+    rows = model._default_manager.filter(**{f"{field}__gte": prefix, f"{field}__lt": prefix + "g"}).order_by(field)
     return list(rows.values_list(field, flat=True)[:2])
 
 

@@ -21,7 +21,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
@@ -41,6 +41,36 @@ TX_MINUTE_CAP = 20000  # blocks read for the per-minute chart at most (a block a
 STALE_SECONDS = 5  # the engine reports every second; older than this, it is not running
 BLOCK_TXS_SHOWN = 200  # a block page lists this many transactions, then links to the next ones
 NAMESPACES_SHOWN = 100
+
+
+class RecentBlock(TypedDict):
+    height: int
+    hash: str
+    time_ms: int
+    proposer: str
+    tx_count: int
+    round: int
+
+
+class LatestTransaction(TypedDict):
+    tx_id: str
+    type: str
+    status: str
+    code: str
+    block_id: int
+    index: int | None
+    signer: str
+
+
+class NetworkHealth(TypedDict):
+    validators: int
+    validator_keys: list[str]
+    connected_validators: int
+    quorum: int
+    below_quorum: bool
+    linked: list[str]
+    engine_stale: bool
+    me: str | None
 
 
 # ---- people and keys ---------------------------------------------------------
@@ -94,7 +124,7 @@ def node_report() -> dict[str, Any]:
     return {**state, "known": True, "age_s": age, "stale": age > STALE_SECONDS, "links": links}
 
 
-def network_health(report: dict[str, Any]) -> dict[str, Any]:
+def network_health(report: dict[str, Any]) -> NetworkHealth:
     """How many validators this node can hear from, against the quorum it needs."""
     vals = validators()
     linked = {link["node_key"] for link in report["links"]}
@@ -155,7 +185,7 @@ def dashboard() -> dict[str, Any]:
     }
 
 
-def block_series(blocks: list[dict[str, Any]]) -> dict[str, list]:
+def block_series(blocks: list[RecentBlock]) -> dict[str, list]:
     """Per-block series, oldest first: height, tx count and seconds since the previous block."""
     times = [None] + [(b["time_ms"] - a["time_ms"]) / 1000 for a, b in itertools.pairwise(blocks)]
     return {
@@ -178,7 +208,7 @@ def minute_series(now_ms: int) -> dict[str, list]:
     return {"minutes": list(buckets), "tx_counts": list(buckets.values())}
 
 
-def latest_transactions(limit: int) -> list[dict[str, Any]]:
+def latest_transactions(limit: int) -> list[LatestTransaction]:
     """The newest committed or rejected transactions: the (block, index) unique index read backwards."""
     rows = Transaction.objects.filter(block__isnull=False).order_by("-block_id", "-index")
     return list(rows.values("tx_id", "type", "status", "code", "block_id", "index", "signer")[:limit])

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -27,7 +27,7 @@ _POSITION = re.compile(r"([0-9]{1,16})-([0-9]{1,16})")
 _NAME = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _KEY = re.compile(r"[0-9a-f]{64}")
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def page(view: View) -> View:

@@ -19,9 +19,12 @@ formula against the real encoding.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from consortium_protocol.canonical import canonical
+
+if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
+    from consortium_protocol.blocks import BlockHeader
 
 MIB = 1024 * 1024
 MAX_BLOCK_BYTES = 4 * MIB
@@ -53,7 +56,7 @@ def list_bytes(item_sizes: Iterable[int]) -> int:
     return 2 + total + max(0, count - 1)
 
 
-def block_bytes(header: dict[str, Any], envelope_sizes: Iterable[int]) -> int:
+def block_bytes(header: BlockHeader, envelope_sizes: Iterable[int]) -> int:
     """len(canonical({"header": header, "txs": envelopes})) from the envelopes' sizes."""
     return _BLOCK_FRAME - 2 + len(canonical(header)) + list_bytes(envelope_sizes)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consortium_protocol.blocks import block_hash, check_header_shape, results_hash, validators_hash
 from consortium_protocol.errors import ProtocolError
@@ -20,6 +20,9 @@ from consortium_protocol.merkle import merkle_root_hex
 from consortium_protocol.transactions import SignedTx, parse_envelope
 from ledger.budgets import MAX_BLOCK_BYTES, block_bytes, envelope_bytes
 from ledger.execution import Execution, StateReader, execute
+
+if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
+    from consortium_protocol.blocks import BlockHeader
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class ChainTip:
 
 @dataclass
 class Block:
-    header: dict[str, Any]
+    header: BlockHeader
     txs: list[SignedTx]
 
     @cached_property
@@ -65,7 +68,7 @@ def build_block(
 ) -> tuple[Block, Execution]:
     height = tip.height + 1
     run = execute(txs, height=height, membership=membership, reader=reader)
-    header = {
+    header: BlockHeader = {
         "chain_id": tip.chain_id,
         "height": height,
         "prev_hash": tip.hash,

@@ -8,8 +8,13 @@ height (primary key) and hash, transactions by tx_id, by signer and by
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, NotRequired, TypedDict
+
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
+    from consortium_protocol.blocks import BlockHeader
 
 
 class Chain(models.Model):
@@ -48,7 +53,7 @@ class Block(models.Model):
     def __str__(self) -> str:
         return f"block {self.height}"
 
-    def header(self) -> dict:
+    def header(self) -> BlockHeader:
         return {
             "chain_id": self.chain_id,
             "height": self.height,
@@ -60,6 +65,23 @@ class Block(models.Model):
             "results_hash": self.results_hash,
             "validators_hash": self.validators_hash,
         }
+
+
+class PeerLink(TypedDict):
+    """One entry of NodeState.links: peers.link.LinkInfo.to_dict(), and the peer's last reported height."""
+
+    node_key: str
+    direction: str  # "inbound" or "outbound"
+    local_address: str | None
+    remote_address: str | None
+    connected_since: str  # ISO 8601
+    rtt_ms: float | None
+    messages_in: int
+    messages_out: int
+    bytes_in: int
+    bytes_out: int
+    queued_messages: int
+    height: NotRequired[int | None]  # added by the engine when it reports the links
 
 
 class CommitSignature(models.Model):
@@ -194,7 +216,7 @@ class NodeState(models.Model):
     step = models.CharField(max_length=16, default="propose")
     syncing = models.BooleanField(default=False)
     sync_target = models.PositiveBigIntegerField(default=0)
-    links = models.JSONField(default=list, help_text="one object per connected peer link")
+    links = models.JSONField(default=list, help_text="one object per connected peer link")  # list[PeerLink]
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -130,13 +131,13 @@ def _verified(
     admitted, so it is not verified again.
     """
     unchecked = [
-        i
+        (i, item)
         for i, item in enumerate(shaped)
         if isinstance(item, SignedTx) and stored.get(item.tx_id, (None, None))[1] != item.signature
     ]
-    checks = verify_all([(tx.signer, tx.canonical_body, tx.signature) for tx in (shaped[i] for i in unchecked)])
+    checks = verify_all([(tx.signer, tx.canonical_body, tx.signature) for _, tx in unchecked])
     verified = list(shaped)
-    for i, ok in zip(unchecked, checks, strict=True):
+    for (i, _), ok in zip(unchecked, checks, strict=True):
         if not ok:
             verified[i] = ProtocolError("bad_signature", "signature does not verify against the signer's key")
     return verified
@@ -188,7 +189,8 @@ class GroupCommit:
         self._leader_active = False
 
     def write(self, txs: list[SignedTx]) -> None:
-        done, failure = threading.Event(), []
+        done = threading.Event()
+        failure: list[BaseException] = []
         with self._lock:
             self._waiting.append((txs, done, failure))
             lead = not self._leader_active
@@ -230,7 +232,7 @@ def _write_rows(txs: list[SignedTx]) -> None:
 _group_commit = GroupCommit()
 
 
-def pending(limit: int, *, exclude: set[str] = frozenset(), max_bytes: int | None = None) -> list[SignedTx]:
+def pending(limit: int, *, exclude: AbstractSet[str] = frozenset(), max_bytes: int | None = None) -> list[SignedTx]:
     """The oldest pending transactions, as verified at admission.
 
     With `max_bytes`, as many of the oldest as fit: each costs its canonical

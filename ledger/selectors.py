@@ -6,13 +6,72 @@ names first), so a query never sees a value the database would refuse.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from django.db.models import Max, Q
 
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.merkle import audit_path
 from ledger.models import Block, Chain, NodeState, StateChange, StateEntry, Transaction
+
+if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
+    from consortium_protocol.blocks import BlockHeader
+
+
+class TransactionProof(TypedDict):
+    tx_id: str
+    block_height: int
+    index: int
+    tree_size: int
+    tx_root: str
+    path: list[str]  # sibling hashes, leaf to root
+    verified: NotRequired[bool]  # the explorer's own check of the path
+
+
+class BlockSummary(TypedDict):
+    height: int
+    hash: str
+    prev_hash: str
+    time_ms: int
+    proposer: str
+    tx_count: int
+
+
+class BlockDetail(TypedDict):
+    header: BlockHeader
+    hash: str
+    tx_ids: list[str]
+    results: list[list[str]]  # [tx_id, status, code] in index order
+    commit: list[dict[str, Any]]  # CommitSignature.as_dict() of each precommit
+
+
+class StateChangeRecord(TypedDict):
+    op: str
+    value: Any  # the JSON value written, None for a delete
+    block_height: int
+    tx_index: int
+    tx_id: str
+    signer: str
+
+
+class ConsensusProgress(TypedDict):
+    height: int
+    round: int
+    step: str
+    reported_at: datetime
+
+
+class SyncProgress(TypedDict):
+    syncing: bool
+    target_height: int
+    remaining: int
+
+
+class EngineProgress(TypedDict):
+    consensus: ConsensusProgress | None
+    sync: SyncProgress
+
 
 _chain_id: str | None = None
 
@@ -56,15 +115,15 @@ def block_tx_ids(height: int) -> list[str]:
     return list(Transaction.objects.filter(block_id=height).order_by("index").values_list("tx_id", flat=True))
 
 
-def transaction_proof(tx_id: str) -> dict[str, Any] | None:
+def transaction_proof(tx_id: str) -> TransactionProof | None:
     """An inclusion proof of a transaction in its block's tx_root; None if unknown or still pending."""
     row = Transaction.objects.filter(tx_id=tx_id, block__isnull=False).select_related("block").first()
-    if row is None or row.index is None:
+    if row is None or row.index is None or row.block is None:
         return None
-    leaves = [bytes.fromhex(leaf) for leaf in block_tx_ids(row.block_id)]
+    leaves = [bytes.fromhex(leaf) for leaf in block_tx_ids(row.block.height)]
     return {
         "tx_id": row.tx_id,
-        "block_height": row.block_id,
+        "block_height": row.block.height,
         "index": row.index,
         "tree_size": len(leaves),
         "tx_root": row.block.tx_root,
@@ -72,18 +131,15 @@ def transaction_proof(tx_id: str) -> dict[str, Any] | None:
     }
 
 
-BLOCK_SUMMARY = ("height", "hash", "prev_hash", "time_ms", "proposer", "tx_count")
-
-
-def blocks_before(before: int | None, limit: int) -> list[dict[str, Any]]:
+def blocks_before(before: int | None, limit: int) -> list[BlockSummary]:
     """Up to `limit` blocks below height `before` (all if None), newest first: one index range scan."""
     rows = Block.objects.order_by("-height")
     if before is not None:
         rows = rows.filter(height__lt=before)
-    return list(rows.values(*BLOCK_SUMMARY)[:limit])
+    return list(rows.values("height", "hash", "prev_hash", "time_ms", "proposer", "tx_count")[:limit])
 
 
-def block_detail(height: int) -> dict[str, Any] | None:
+def block_detail(height: int) -> BlockDetail | None:
     block = Block.objects.filter(height=height).first()
     if block is None:
         return None
@@ -110,14 +166,13 @@ def state_entry(namespace: str, key: str) -> dict[str, Any] | None:
     }
 
 
-def state_history(namespace: str, key: str, before: tuple[int, int] | None, limit: int) -> list[dict[str, Any]]:
+def state_history(namespace: str, key: str, before: tuple[int, int] | None, limit: int) -> list[StateChangeRecord]:
     """Writes and deletes of a key older than position `before` (height, tx index), newest first."""
     rows = StateChange.objects.filter(namespace=namespace, key=key).order_by("-block_height", "-tx_index")
     if before is not None:
         height, index = before
         rows = rows.filter(Q(block_height__lt=height) | Q(block_height=height, tx_index__lt=index))
-    fields = ("op", "value", "block_height", "tx_index", "tx_id", "signer")
-    changes = list(rows.values(*fields)[:limit])
+    changes = list(rows.values("op", "value", "block_height", "tx_index", "tx_id", "signer")[:limit])
     for change in changes:
         change["value"] = None if change["value"] is None else loads_strict(change["value"])
     return changes
@@ -133,7 +188,7 @@ def latest_block() -> tuple[int, str] | None:
     return Block.objects.order_by("-height").values_list("height", "hash").first()
 
 
-def engine_progress(height: int) -> dict[str, Any]:
+def engine_progress(height: int) -> EngineProgress:
     """Where consensus and catch-up stand, as the engine last reported (ledger.models.NodeState)."""
     state = NodeState.objects.values("round", "step", "syncing", "sync_target", "updated_at").first()
     if state is None:

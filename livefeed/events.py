@@ -15,9 +15,9 @@ Topics (the event "type" as the browser sees it):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal, TypedDict
 
-from ledger.models import Transaction
+from ledger.models import PeerLink, Transaction
 
 EVENTS_GROUP = "consortium.events"
 TOPICS = ("block.committed", "tx.status", "peer.up", "peer.down", "consensus.step", "gov.changed")
@@ -25,12 +25,63 @@ TX_EVENT_LIMIT = 50  # a block of 2000 transactions is announced by its first 50
 GOVERNANCE_TYPES = frozenset({"member.add", "member.revoke", "gov.propose", "gov.vote"})
 
 
+class BlockCommitted(TypedDict):
+    type: Literal["block.committed"]
+    height: int
+    hash: str
+    round: int
+    tx_count: int
+    time_ms: int
+
+
+class TxStatusRow(TypedDict):
+    tx_id: str
+    type: str
+    status: str
+    code: str
+    index: int | None
+
+
+class TxStatus(TypedDict):
+    type: Literal["tx.status"]
+    height: int
+    txs: list[TxStatusRow]
+    more: int  # transactions of the block left out (TX_EVENT_LIMIT)
+
+
+class GovChanged(TypedDict):
+    type: Literal["gov.changed"]
+    height: int
+    tx_types: list[str]
+
+
+class PeerUp(TypedDict):
+    type: Literal["peer.up"]
+    node_key: str
+    link: PeerLink | None
+
+
+class PeerDown(TypedDict):
+    type: Literal["peer.down"]
+    node_key: str
+
+
+class ConsensusStep(TypedDict):
+    type: Literal["consensus.step"]
+    height: int
+    round: int
+    step: str
+
+
+Event = BlockCommitted | TxStatus | GovChanged | PeerUp | PeerDown | ConsensusStep
+
+
 def topic_group(topic: str) -> str:
     """The channel-layer group of one live-feed topic: a socket joins only what it shows."""
     return f"{EVENTS_GROUP}.{topic}"
 
 
-def commit_events(height: int, tx_count: int) -> list[dict[str, Any]]:
+def commit_events(height: int, tx_count: int) -> list[TxStatus | GovChanged]:
     """tx.status (and gov.changed if needed) for block `height`: one range scan of the (block, index) index."""
     if tx_count == 0:
         return []
@@ -39,7 +90,7 @@ def commit_events(height: int, tx_count: int) -> list[dict[str, Any]]:
         .order_by("index")
         .values("tx_id", "type", "status", "code", "index")[:TX_EVENT_LIMIT]
     )
-    events: list[dict[str, Any]] = [
+    events: list[TxStatus | GovChanged] = [
         {"type": "tx.status", "height": height, "txs": rows, "more": max(tx_count - len(rows), 0)}
     ]
     # A second scan of the same block's index range: which governance transactions it committed.

@@ -120,7 +120,8 @@ class LocalFeed:
 
     async def fan_out(self, event: dict[str, Any]) -> int:
         """Send one event to every local socket subscribed to its topic; returns how many were sent it."""
-        members = self.members.get(event.get("type"))
+        topic = event.get("type")
+        members = self.members.get(topic) if isinstance(topic, str) else None
         if not members:
             return 0
         message = {"type": "websocket.send", "text": json.dumps(event)}  # encoded once, for every socket

@@ -33,7 +33,7 @@ def _logged_blocks(signed: list[Vote | Proposal], seen: list[dict[str, Any]], ch
                 proposal = message_from_wire(wire, chain_id=chain_id, verified=lambda txs: {tx.tx_id for tx in txs})
             except (ProtocolError, KeyError, TypeError, ValueError, AttributeError):
                 continue
-            if proposal.block.hash == proposal.block_hash:
+            if isinstance(proposal, Proposal) and proposal.block.hash == proposal.block_hash:
                 blocks[proposal.block_hash] = proposal.block
     return blocks
 

@@ -55,7 +55,7 @@ class FarRounds:
         senders_per_round = Counter(round_ for round_, _ in self._held.values())
         vouched = [round_ for round_, senders in senders_per_round.items() if senders >= third]
         reach = max([current + self.ahead, *vouched])
-        released = []
+        released: list[tuple[Message, dict[str, Any]]] = []
         for sender, (round_, kinds) in list(self._held.items()):
             if round_ <= reach:
                 released.extend(kinds.values())

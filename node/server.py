@@ -152,7 +152,7 @@ def serve_asgi(home: NodeHome, *, on_running: Callable[[], None], **options: Any
 
 def reactor_loop() -> asyncio.AbstractEventLoop:
     """The reactor's own asyncio loop; daphne reaches it the same way."""
-    loop: asyncio.AbstractEventLoop = reactor._asyncioEventloop  # type: ignore[attr-defined]
+    loop: asyncio.AbstractEventLoop = reactor._asyncioEventloop
     return loop
 
 
@@ -225,7 +225,7 @@ class NodeServer:
         except Exception:
             logger.exception("engine failed to stop cleanly")
             self.exit_code = 1
-        reactor.stop()
+        reactor.stop()  # type: ignore[misc]  # twisted's zope interfaces type-check only with mypy-zope
 
 
 def serve(home: NodeHome) -> int:

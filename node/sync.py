@@ -92,9 +92,8 @@ class SyncTracker:
 def blocks_request(message: dict[str, Any]) -> tuple[int, int]:
     """(from, count) of a get_blocks message; ProtocolError if malformed."""
     start, count = message.get("from"), message.get("count", MAX_BLOCKS_PER_RESPONSE)
-    for value in (start, count):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ProtocolError("bad_message", "get_blocks needs integer from >= 1 and count >= 1")
+    if not isinstance(start, int) or isinstance(start, bool) or not isinstance(count, int) or isinstance(count, bool):
+        raise ProtocolError("bad_message", "get_blocks needs integer from >= 1 and count >= 1")
     if start < 1 or count < 1:
         raise ProtocolError("bad_message", "get_blocks needs integer from >= 1 and count >= 1")
     return start, min(count, MAX_BLOCKS_PER_RESPONSE)
@@ -120,7 +119,8 @@ def stored_blocks(start: int, count: int, *, max_bytes: int = SYNC_REPLY_BYTES) 
     """
     count = max(0, min(count, MAX_BLOCKS_PER_RESPONSE))
     rows = BlockRow.objects.filter(height__gte=start, height__lt=start + count).order_by("height")
-    entries, used = [], 0
+    entries: list[dict[str, Any]] = []
+    used = 0
     for row in rows.prefetch_related("commit_signatures"):
         txs = list(Transaction.objects.filter(block=row).order_by("index").values_list("body", "signature"))
         header, commit = row.header(), [sig.as_dict() for sig in row.commit_signatures.all()]

@@ -74,8 +74,10 @@ def _open(first: tuple[int, dict[str, Any] | None], home_genesis: Path | None) -
     if record.get("version") != VERSION:
         raise ImportRefused(f"export format version {record.get('version')!r} is not {VERSION}")
     text = record.get("genesis")
+    if not isinstance(text, str):
+        text = ""  # which parse_genesis_text refuses
     try:
-        genesis = parse_genesis_text(text if isinstance(text, str) else "")
+        genesis = parse_genesis_text(text)
     except ProtocolError as bad:
         raise ImportRefused(f"line 1: {bad.detail}") from None
     digest = genesis_hash(genesis)

@@ -24,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from ledger.models import Block, Evidence, Transaction
+from ledger.models import Block, Evidence, PeerLink, Transaction
 from ops import selectors
 from ops.selectors import EngineReport
 
@@ -129,7 +129,7 @@ def _peers(report: EngineReport | None) -> Iterator[Metric]:
     yield sent
 
 
-def _messages_by_peer(links: Iterable[dict]) -> dict[str, tuple[int, int]]:
+def _messages_by_peer(links: Iterable[PeerLink]) -> dict[str, tuple[int, int]]:
     totals: dict[str, tuple[int, int]] = {}
     for link in links:
         peer = link.get("node_key")
@@ -165,10 +165,10 @@ def _latencies(committed_at: dict[int, datetime]) -> list[float]:
     if not committed_at:
         return []
     rows = Transaction.objects.filter(block_id__gte=min(committed_at)).order_by("-block_id")
-    rows = rows.values_list("block_id", "received_at")
+    samples = rows.values_list("block_id", "received_at")
     return [
         max(0.0, (committed_at[height] - received).total_seconds())
-        for height, received in rows[:MAX_LATENCY_SAMPLES]
+        for height, received in samples[:MAX_LATENCY_SAMPLES]
         if height in committed_at
     ]
 

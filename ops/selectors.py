@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import cast
 
 from consortium.models import Organisation, Peer
-from ledger.models import Block, NodeState
+from ledger.models import Block, NodeState, PeerLink
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class EngineReport:
     round: int
     syncing: bool
     sync_target: int
-    links: list[dict[str, Any]]
+    links: list[PeerLink]
     updated_at: datetime
 
     def linked_keys(self) -> set[str]:
@@ -30,7 +30,9 @@ def engine_report() -> EngineReport | None:
     row = NodeState.objects.first()  # the one row, whatever its id
     if row is None:
         return None
-    links = [link for link in row.links if isinstance(link, dict)] if isinstance(row.links, list) else []
+    # JSON as the engine wrote it (LinkInfo.to_dict), so each object is a PeerLink.
+    objects = [link for link in row.links if isinstance(link, dict)] if isinstance(row.links, list) else []
+    links = cast("list[PeerLink]", objects)
     return EngineReport(
         node_key=row.node_key,
         height=row.height,

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Coroutine
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +28,7 @@ from peers.limits import HANDSHAKE_MAX_BYTES
 from peers.sealed import MAX_FRAME_BYTES, Opener, Sealer, SealError
 
 if TYPE_CHECKING:
+    from ledger.models import PeerLink
     from peers.hub import PeerHub
 
 logger = logging.getLogger(__name__)
@@ -65,10 +66,20 @@ class LinkInfo:
     bytes_out: int
     queued_messages: int
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["connected_since"] = self.connected_since.isoformat()
-        return data
+    def to_dict(self) -> PeerLink:
+        return {
+            "node_key": self.node_key,
+            "direction": self.direction,
+            "local_address": self.local_address,
+            "remote_address": self.remote_address,
+            "connected_since": self.connected_since.isoformat(),
+            "rtt_ms": self.rtt_ms,
+            "messages_in": self.messages_in,
+            "messages_out": self.messages_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "queued_messages": self.queued_messages,
+        }
 
 
 def format_address(address: Any) -> str | None:

@@ -44,7 +44,7 @@ from api.events.auth import token_from_headers, token_user, user_is_active
 from api.events.feed import BlockFeed, block_feed
 from api.events.flow import SendWindow
 from api.events.protocol import BadMessage, Selection, Subscribe, WatchTxs, parse_message, tx_event
-from api.events.records import chunk_end, final_statuses, load_records
+from api.events.records import FinalStatus, chunk_end, final_statuses, load_records
 from ledger.selectors import tip_height
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         self._received: deque[float] = deque()
         key = token_from_headers(self.scope.get("headers", []))
         user_id = await database_sync_to_async(token_user)(key) if key else None
-        if user_id is None:
+        if key is None or user_id is None:
             await self.close(code=protocol.CLOSE_NOT_AUTHENTICATED)  # before accept: the handshake is refused
             return
         self.user_id = user_id
@@ -177,6 +177,7 @@ class EventConsumer(AsyncWebsocketConsumer):
         self._tasks.append(asyncio.create_task(self._pump(start, replaying=message.from_height is not None)))
 
     async def _watch(self, tx_ids: tuple[str, ...]) -> None:
+        assert self.selection is not None  # subscribed (receive checks)
         self.selection.watch(tx_ids)  # before the lookup: a block delivered meanwhile reports them itself
         final, unknown = await database_sync_to_async(final_statuses)(list(tx_ids))
         await self._put(
@@ -188,7 +189,8 @@ class EventConsumer(AsyncWebsocketConsumer):
         )
         await self._report_final(final)
 
-    async def _report_final(self, final: list[dict[str, Any]]) -> None:
+    async def _report_final(self, final: list[FinalStatus]) -> None:
+        assert self.selection is not None  # subscribed
         for row in final:
             if row["tx_id"] in self.selection.watched:  # not reported by a block in the meantime
                 self.selection.watched.discard(row["tx_id"])
@@ -224,6 +226,7 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     async def _deliver_from(self, cursor: int) -> int:
         """Deliver the next heights from `cursor`; returns the new cursor (the same while the block is unreadable)."""
+        assert self.selection is not None and self.feed is not None  # subscribed
         with_bodies = self.selection.needs_bodies
         if self.known_tip - cursor < LIVE_WINDOW:
             record = await self.feed.record(cursor, with_bodies=with_bodies)

@@ -69,7 +69,7 @@ class SendWindow:
     def attach(cls, send: Callable[..., Any]) -> SendWindow:
         protocol = _protocol_of(send)
         transport = getattr(protocol, "transport", None)
-        if protocol is None or not hasattr(transport, "producerPaused"):
+        if protocol is None or transport is None or not hasattr(transport, "producerPaused"):
             return cls()
         if getattr(transport, "producer", None) is None:
             with contextlib.suppress(RuntimeError):

@@ -212,7 +212,11 @@ class Selection:
             if self.writes and tx.type in WRITE_TYPES:
                 payload = tx.payload
                 namespace, key = payload.get("namespace"), payload.get("key")
-                if any(f.matches(namespace, key) for f in self.writes):
+                if (
+                    isinstance(namespace, str)  # a committed write's namespace and key always are
+                    and isinstance(key, str)
+                    and any(f.matches(namespace, key) for f in self.writes)
+                ):
                     put = tx.type == "state.put"
                     out.append(
                         {
@@ -244,7 +248,7 @@ class Selection:
         return out
 
 
-def tx_event(height: int, index: int, tx_id: str, tx_type: str, status: str, code: str) -> dict[str, Any]:
+def tx_event(height: int, index: int | None, tx_id: str, tx_type: str, status: str, code: str) -> dict[str, Any]:
     return {
         "type": "tx",
         "height": height,

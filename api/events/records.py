@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypedDict
 
 from api.events.protocol import COMMITTED, GOVERNANCE_TYPES, WRITE_TYPES
 from ledger.models import Block, Transaction
@@ -83,7 +83,18 @@ def load_records(low: int, high: int, *, with_bodies: bool) -> list[BlockRecord]
     return [records[h] for h in sorted(records)]
 
 
-def final_statuses(tx_ids: list[str]) -> tuple[list[dict[str, Any]], set[str]]:
+class FinalStatus(TypedDict):
+    """A transaction's final status, as final_statuses reads it (values() of Transaction)."""
+
+    tx_id: str
+    type: str
+    status: str
+    code: str
+    block_id: int
+    index: int | None
+
+
+def final_statuses(tx_ids: list[str]) -> tuple[list[FinalStatus], set[str]]:
     """Of `tx_ids`: the final ones (committed or rejected, in a block) and the ids this node does not know."""
     rows = list(
         Transaction.objects.filter(tx_id__in=tx_ids).values("tx_id", "type", "status", "code", "block_id", "index")

@@ -89,7 +89,7 @@ class WebWorker:
 
     def _stop(self, reason: str) -> None:
         logger.info("web worker stopping (%s)", reason)
-        reactor.stop()
+        reactor.stop()  # type: ignore[misc]  # twisted's zope interfaces type-check only with mypy-zope
 
 
 class Command(BaseCommand):

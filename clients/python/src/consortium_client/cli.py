@@ -313,7 +313,9 @@ def connect(args: argparse.Namespace, *, need_key: bool = False, need_token: boo
     if need_key and chain_id is None and not token:
         raise Failure("no chain id: pass --chain-id CHAIN, or --token to read it from the node's /genesis", EXIT_USAGE)
     genesis = getattr(args, "genesis", None)
-    return Client(url, token=token, key=Path(key_path) if need_key else None, chain_id=chain_id, genesis=genesis)
+    return Client(
+        url, token=token, key=Path(key_path) if need_key and key_path else None, chain_id=chain_id, genesis=genesis
+    )
 
 
 # --- arguments ---

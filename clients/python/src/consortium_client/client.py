@@ -167,22 +167,22 @@ class Client:
         if not isinstance(version, dict):
             raise ConsortiumError("bad_response", f"node {self.url} answered a state entry without a version")
         return StateEntry(
-            entry.get("namespace"),
-            entry.get("key"),
-            entry.get("value"),
-            version.get("block_height"),
-            version.get("tx_id"),
+            _field(entry, "namespace"),
+            _field(entry, "key"),
+            _field(entry, "value"),
+            _field(version, "block_height"),
+            _field(version, "tx_id"),
         )
 
     def history(self, namespace: str, key: str, *, limit: int | None = None) -> Iterator[HistoryEntry]:
         """Every write and delete of the key, newest first, following the node's pages."""
         for change in self._pages(f"/state/{path_part(namespace)}/{path_part(key)}/history", limit):
             yield HistoryEntry(
-                change.get("block_height"),
-                change.get("tx_id"),
-                change.get("signer"),
-                change.get("op"),
-                change.get("value"),
+                _field(change, "block_height"),
+                _field(change, "tx_id"),
+                _field(change, "signer"),
+                _field(change, "op"),
+                _field(change, "value"),
             )
 
     def blocks(self, *, limit: int | None = None) -> Iterator[BlockSummary]:
@@ -417,6 +417,11 @@ def _batch_result(tx: SignedTx, result: Any, seen: set[str]) -> Submitted:
     is_new = created is True or (created is None and tx.tx_id not in seen and status == "pending")
     seen.add(tx.tx_id)
     return Submitted(tx.tx_id, status, created=is_new)
+
+
+def _field(data: dict[str, Any], name: str) -> Any:
+    """One field of a JSON object the node answered, None if absent (docs/api.md gives its type)."""
+    return data.get(name)
 
 
 __all__ = ["FINAL_STATUSES", "Client"]

@@ -230,7 +230,7 @@ def _events(
     write_list = list(writes)
     resume = from_height
     last_height, seen_at_last = 0, set[tuple[str, int, Any]]()
-    reported: set[str] = set()
+    reported: set[str | None] = set()
     failures = 0
     while True:
         pending_txs = [tx_id for tx_id in watched if tx_id not in reported]

@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from consortium_protocol.blocks import block_hash, check_header_shape, genesis_hash, results_hash, validators_hash
 from consortium_protocol.canonical import canonical
@@ -178,7 +178,7 @@ class ValidatorHistory:
             client.block(height), chain_id=self.chain_id, height=height, validators=self.validators_at(height)
         )
         block = checked.block
-        indexes = sorted({e.get("index") for e in events if isinstance(e.get("index"), int)})
+        indexes = sorted({index for e in events if isinstance(index := e.get("index"), int)})
         for index in indexes:
             if not 0 <= index < len(block.tx_ids):
                 raise not_verified(
@@ -209,12 +209,16 @@ class ValidatorHistory:
             self.changes.append((height + 1, after))
 
 
+def _natural(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def verify_transaction(client: Client, history: ValidatorHistory, tx_id: str) -> Verified:
     if not is_hex64(tx_id):
         raise ConsortiumError("bad_input", f"{tx_id!r} is not a tx id (64 lowercase hex characters)")
     proof = client.proof(tx_id)
     height, index, size, path = proof.get("block_height"), proof.get("index"), proof.get("tree_size"), proof.get("path")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (height, index, size)) or height < 1:
+    if not (_natural(height) and _natural(index) and _natural(size) and height >= 1):
         raise not_verified(f"the node's proof of {tx_id[:16]} has no valid block position")
     if not isinstance(path, list) or not all(is_hex64(step) for step in path):
         raise not_verified(f"the node's proof of {tx_id[:16]} has a malformed audit path")

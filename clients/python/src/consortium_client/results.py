@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConsortiumError
+
+if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
+    from consortium_protocol.blocks import BlockHeader
 
 FINAL_STATUSES = ("committed", "rejected")
 
@@ -89,7 +92,7 @@ class BlockSummary:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    header: dict[str, Any]
+    header: BlockHeader
     hash: str
     tx_ids: list[str]
     results: list[list[str]]

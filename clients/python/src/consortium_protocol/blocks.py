@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from .canonical import check_value
 from .errors import ProtocolError
 from .hashing import hash_of, is_hex64
+
+
+class BlockHeader(TypedDict):
+    """A block's header, the object its hash is taken of (PROTOCOL.md section 4); HEADER_FIELDS in order."""
+
+    chain_id: str
+    height: int
+    prev_hash: str
+    time_ms: int
+    proposer: str
+    tx_count: int
+    tx_root: str
+    results_hash: str
+    validators_hash: str
+
 
 HEADER_FIELDS = (
     "chain_id",
@@ -26,7 +41,7 @@ OK = "ok"
 Result = tuple[str, str, str]  # (tx_id, status, code)
 
 
-def block_hash(header: dict[str, Any]) -> str:
+def block_hash(header: BlockHeader) -> str:
     return hash_of(header)
 
 

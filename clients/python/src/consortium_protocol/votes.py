@@ -69,4 +69,5 @@ def check_certificate(
     needed = quorum(len(members))
     if len(signers) < needed:
         raise ProtocolError("bad_certificate", f"{len(signers)} of {len(members)} validators signed; {needed} needed")
+    assert decided is not None  # a quorum is at least one precommit
     return decided
