@@ -20,7 +20,10 @@ ORGS ?= 4
 LOCAL_PACKAGES ?= ./clients/python
 UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 --custom-compile-command "make lock"
 
-$(VENV)/.installed: requirements.lock requirements-dev.lock clients/python/pyproject.toml
+# The client package is installed as a copy, so any change to its sources reinstalls it
+# (processes that import it outside manage.py and pytest would otherwise run stale code).
+CLIENT_SOURCES := $(shell find clients/python/src -name '*.py')
+$(VENV)/.installed: requirements.lock requirements-dev.lock clients/python/pyproject.toml $(CLIENT_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	$(PIP) install --quiet --no-deps --no-build-isolation $(LOCAL_PACKAGES)
