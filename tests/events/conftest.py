@@ -2,7 +2,7 @@
 
 Blocks are committed by ChainKit (the same commit_block as the engine) and
 announced on the channel layer exactly as the engine announces them
-(node.engine.Engine._publish). The three people: a member with a token
+(node.host.EngineHost._publish, through livefeed.publisher). The three people: a member with a token
 of this node, an admin of another organisation with their own token (node
 users are not bound to organisations on chain; "admin of another
 organisation" is a user with the org-admin permission), and outsiders (no
