@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from ledger.management.commands.initnode import genesis_json, one_org_genesis
 
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.genesis import GenesisError, check_genesis
+from node.management.commands.initnode import genesis_json, one_org_genesis
 
 
 class Command(BaseCommand):
