@@ -48,7 +48,7 @@ def test_a_bare_next_height_message_is_dropped_and_the_engine_thread_goes_on(net
     def run() -> None:
         try:
             core.run()
-        except BaseException as exc:  # what engine.py turns into exit code 70
+        except BaseException as exc:  # what node/host.py turns into exit code 70
             failures.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
