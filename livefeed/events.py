@@ -1,4 +1,4 @@
-"""The typed events of the live feed, built once per commit by the engine (node.engine).
+"""The typed events of the live feed, built once per commit by the engine (node.host).
 
 The engine publishes every event once, to the channel-layer group of its topic (topic_group);
 livefeed.local forwards each to the sockets subscribed to its topic, so a

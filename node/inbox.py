@@ -1,4 +1,7 @@
-"""The engine's inbox: a thread-safe queue with a budget per peer.
+"""The engine's inbox: a thread-safe queue of typed inputs, with a budget per peer.
+
+Each input is one small dataclass (`Wake`, `PeerMessage`, `Timeout` ...);
+the engine loop dispatches on its type.
 
 Timeouts, wake-ups and stop requests are the node's own and always get in.
 A peer's messages get in only while that peer has fewer than
@@ -14,10 +17,60 @@ from __future__ import annotations
 import queue
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 MAX_QUEUED_PER_PEER = 2000
 MAX_LARGE_QUEUED_PER_PEER = 8
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Transactions were admitted to the pool (by any worker): there may be work."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The node is stopping: the engine loop ends."""
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Nothing arrived before the next timer or status was due."""
+
+
+@dataclass(frozen=True)
+class PeerMessage:
+    """A message from a peer's link, unchecked: every field may be a lie."""
+
+    peer: str
+    message: Any
+
+
+@dataclass(frozen=True)
+class PeerUp:
+    """A link to `peer` (re)opened: it may have missed our status, height log and gossip."""
+
+    peer: str
+
+
+@dataclass(frozen=True)
+class FromPeers:
+    """Transactions admitted from peers' gossip: pending work, and not ours to gossip again."""
+
+    tx_ids: list[str]
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """A consensus timeout of the machine fell due."""
+
+    kind: str
+    height: int
+    round: int
+
+
+Input = Wake | Stop | Idle | PeerMessage | PeerUp | FromPeers | Timeout
 
 
 def is_large(message: Any) -> bool:
@@ -31,14 +84,16 @@ def is_large(message: Any) -> bool:
 
 class Inbox:
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # (input, None) for the node's own; (message, is large) for a peer's, counted in its budget.
+        self._queue: queue.Queue[tuple[Input, bool | None]] = queue.Queue()
         self._lock = threading.Lock()
         self._queued: Counter[str] = Counter()
         self._large: Counter[str] = Counter()
         self.dropped = 0
 
-    def put(self, item: tuple[str, Any]) -> None:
-        self._queue.put(item)
+    def put(self, item: Input) -> None:
+        """The node's own inputs: they always get in."""
+        self._queue.put((item, None))
 
     def put_from_peer(self, peer: str, message: Any) -> bool:
         large = is_large(message)
@@ -49,13 +104,13 @@ class Inbox:
             self._queued[peer] += 1
             if large:
                 self._large[peer] += 1
-        self._queue.put(("peer", (peer, message, large)))
+        self._queue.put((PeerMessage(peer, message), large))
         return True
 
-    def get(self, timeout: float | None = None) -> tuple[str, Any]:
-        kind, payload = self._queue.get(timeout=timeout)
-        if kind == "peer":
-            peer, message, large = payload
+    def get(self, timeout: float | None = None) -> Input:
+        item, large = self._queue.get(timeout=timeout)
+        if large is not None and isinstance(item, PeerMessage):
+            peer = item.peer
             with self._lock:
                 self._queued[peer] -= 1
                 if self._queued[peer] <= 0:
@@ -64,8 +119,7 @@ class Inbox:
                     self._large[peer] -= 1
                     if self._large[peer] <= 0:
                         del self._large[peer]
-            return kind, (peer, message)
-        return kind, payload
+        return item
 
     def qsize(self) -> int:
         return self._queue.qsize()

@@ -15,8 +15,11 @@ from typing import Any
 
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import verify
+from consortium_protocol.transactions import SignedTx
 from consortium_protocol.votes import vote_bytes
+from ledger import pool
 from ledger.consensus.messages import Proposal, Vote, proposal_bytes
+from node.dbwork import fresh_connection
 from node.wire import message_from_wire
 
 Message = Vote | Proposal
@@ -29,6 +32,12 @@ TX_OVERHEAD_BYTES = 200
 def parse_consensus(wire: Any, *, chain_id: str, verified) -> Message:
     """Shape and bounds of a consensus message (ProtocolError if malformed)."""
     return message_from_wire(wire, chain_id=chain_id, verified=verified)
+
+
+@fresh_connection
+def already_verified(txs: list[SignedTx]) -> set[str]:
+    """The transactions of a proposal or synced block whose signatures the pool already checked."""
+    return pool.verified_before(txs)
 
 
 def signed_bytes(chain_id: str, message: Message) -> bytes:

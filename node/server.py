@@ -20,6 +20,7 @@ from common.errors import OperatorError
 import daphne.server  # isort:skip
 
 import asyncio
+import functools
 import gc
 import logging
 import signal
@@ -35,9 +36,10 @@ from django.db.migrations.executor import MigrationExecutor
 from twisted.internet import reactor
 
 from ledger.services import GenesisMismatch, LedgerState, open_chain
-from node.engine import Engine
+from livefeed.publisher import ChannelLayerPublisher
 from node.home import NodeHome
-from node.peering import daphne_limits, start_hub
+from node.host import EngineHost
+from node.peering import daphne_limits, refresh_from_membership, start_hub
 from node.runtime import set_current_home
 from peers.hub import get_hub
 
@@ -161,7 +163,7 @@ class NodeServer:
 
     def __init__(self, home: NodeHome) -> None:
         self.home = home
-        self.engine = Engine(home, state=open_ledger(home))
+        self.engine = EngineHost(home, state=open_ledger(home), publisher=ChannelLayerPublisher())
         self.exit_code = 0
         self._start_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
@@ -196,7 +198,8 @@ class NodeServer:
         try:
             await self.engine.start()
             assert self.engine.state is not None
-            self.engine.attach_peers(await start_hub(self.home, self.engine.state))
+            hub = await start_hub(self.home, self.engine.state)
+            self.engine.attach_peers(hub, follow_membership=functools.partial(refresh_from_membership, hub))
             tune_gc_for_serving()
         except Exception:
             logger.exception("engine failed to start; stopping the node")

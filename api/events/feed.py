@@ -1,7 +1,7 @@
 """One listener per process for the event sockets: which height the chain has reached, and its newest blocks.
 
 The engine publishes `block.committed` once per block to its channel-layer
-group (node.engine). The process's LocalFeed (livefeed.local)
+group (node.host, through livefeed.publisher). The process's LocalFeed (livefeed.local)
 already receives that group once per process; `BlockFeed` joins it as one
 more member of the block.committed topic, so the event sockets add no
 channel, group or receive loop of their own. On each announced height it

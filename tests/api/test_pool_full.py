@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from consortium_protocol import keys
 from ledger import pool
 from ledger.models import Transaction
-from node.engine import _admit_from_peer
+from node.host import _admit_from_peer
 from tests.api.conftest import API, assert_error, submit
 from tests.chainkit import ChainKit, Org
 

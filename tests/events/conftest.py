@@ -2,7 +2,7 @@
 
 Blocks are committed by ChainKit (the same commit_block as the engine) and
 announced on the channel layer exactly as the engine announces them
-(node.engine.Engine._publish). The three people: a member with a token
+(node.host.EngineHost._publish, through livefeed.publisher). The three people: a member with a token
 of this node, an admin of another organisation with their own token (node
 users are not bound to organisations on chain; "admin of another
 organisation" is a user with the org-admin permission), and outsiders (no
@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.db import connections
@@ -27,7 +26,7 @@ from config.asgi import application
 from consortium.permissions import make_org_admin
 from consortium_protocol.transactions import SignedTx
 from ledger import selectors as ledger_selectors
-from livefeed.events import topic_group
+from livefeed.publisher import ChannelLayerPublisher
 from tests.chainkit import ChainKit, Org
 from tests.layers import settle_channel_layer
 
@@ -91,7 +90,7 @@ async def subscribe(token: str, **fields: Any) -> tuple[WebsocketCommunicator, d
 async def announce(height: int) -> None:
     """What the engine publishes after committing `height` (the fields the feed reads)."""
     event = {"type": "block.committed", "height": height, "hash": "", "round": 0, "tx_count": 0, "time_ms": 0}
-    await get_channel_layer().group_send(topic_group("block.committed"), event)
+    await ChannelLayerPublisher().publish_block(event)  # no transactions: block.committed alone
 
 
 async def commit(kit: ChainKit, txs: list[SignedTx]) -> int:

@@ -18,6 +18,7 @@ from config.asgi import application
 from explorer import dashboard
 from livefeed import local
 from livefeed.events import commit_events, topic_group
+from livefeed.publisher import ChannelLayerPublisher
 from tests.layers import settle_channel_layer
 
 ORIGIN = b"http://127.0.0.1:8000"
@@ -82,6 +83,21 @@ async def test_a_subscribed_browser_receives_a_block_published_to_the_group(sess
         assert await communicator.receive_json_from(timeout=2) == BLOCK
     finally:
         await communicator.disconnect()
+
+
+async def test_the_engines_publisher_sends_each_event_to_its_topic(session_cookie):
+    blocks, peers = await subscribed(session_cookie, "block.committed"), await subscribed(session_cookie, "peer.down")
+    publisher = ChannelLayerPublisher()
+    empty = {**BLOCK, "tx_count": 0}  # no transactions: no tx.status, and no read of the database
+    try:
+        await publisher.publish_block(empty)
+        await publisher.publish({"type": "peer.down", "node_key": "cd" * 32})
+        assert await blocks.receive_json_from(timeout=2) == empty
+        assert await peers.receive_json_from(timeout=2) == {"type": "peer.down", "node_key": "cd" * 32}
+        assert await blocks.receive_nothing(timeout=0.1) and await peers.receive_nothing(timeout=0.1)
+    finally:
+        await blocks.disconnect()
+        await peers.disconnect()
 
 
 async def test_a_topic_not_subscribed_to_is_not_received(session_cookie):

@@ -9,7 +9,8 @@ import pytest
 
 from ledger.consensus.machine import Timeouts
 from ledger.models import NodeState
-from node.core import EngineCore, Network
+from node.core import EngineCore
+from node.network import Network
 from tests.chainkit import ChainKit, Org
 from tests.ledger.test_pending_ends import node_home
 

@@ -26,8 +26,11 @@ from ledger.chain import build_block
 from ledger.consensus.machine import Timeouts
 from ledger.models import Transaction
 from ledger.services import DatabaseStateReader, open_chain
-from node.core import DOOMED_SWEEP_SECONDS, REOFFER_SECONDS, EngineCore, Network
+from node.core import EngineCore
+from node.gossip import DOOMED_SWEEP_SECONDS, REOFFER_SECONDS
 from node.home import load_home
+from node.inbox import Idle
+from node.network import Network
 from tests.chainkit import ChainKit, Org, make_genesis
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -99,7 +102,7 @@ def test_a_non_validator_rejects_a_pooled_transaction_whose_signer_was_revoked_b
     core = engine(home, Recorder())
     entry = sync_entry(kit, validator, [revoke])
     core._from_peer(validator.node.public_key, {"type": "status", "height": 1, "messages": 0})  # asks it for blocks
-    core._blocks_from_peer(validator.node.public_key, {"type": "blocks", "blocks": [entry]})
+    core.catchup.blocks_from_peer(validator.node.public_key, {"type": "blocks", "blocks": [entry]})
 
     assert core.state.tip.height == 1
     row = tx_row(doomed)
@@ -145,10 +148,10 @@ def test_a_transaction_pooled_just_after_its_signer_was_suspended_is_still_ended
     late = kit.put(orgs[2].writer, "n", "k", 1)
     pool.admit([late.envelope()], chain_id=kit.chain_id)
     Organisation.objects.filter(org_id="org3").update(status="suspended")  # as a committed suspension leaves it
-    core.step("idle", None)
+    core.step(Idle())
     assert tx_row(late).status == "pending", "no membership block came: only the sweep can end it"
     clock[0] += DOOMED_SWEEP_SECONDS
-    core.step("idle", None)
+    core.step(Idle())
     assert (tx_row(late).status, tx_row(late).code) == ("rejected", "signer_inactive")
 
 
@@ -164,9 +167,9 @@ def test_gossip_and_pool_offers_are_packed_by_bytes_and_drop_nothing(tmp_path):
     network = Recorder()
     core = engine(home, network)
 
-    core._gossip_transactions()
+    core.gossip.gossip_fresh()
     assert_packed([m for m in network.broadcasts if m["type"] == "txs"], txs)
-    core._send_pool(other.node.public_key)
+    core.gossip.send_pool(other.node.public_key)
     assert_packed([m for _, m in network.sent if m["type"] == "txs"], txs)
 
 
@@ -192,7 +195,7 @@ def test_pending_transactions_are_offered_again_until_a_block_includes_them(tmp_
         nonlocal clock
         network.broadcasts.clear()
         clock += REOFFER_SECONDS
-        core._reoffer_pending(clock)
+        core.gossip.reoffer_pending(clock)
         for message in network.broadcasts:
             assert len(canonical(message)) <= budgets.GOSSIP_BATCH_BYTES + 100
         return network.offered()

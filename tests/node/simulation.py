@@ -47,8 +47,10 @@ from ledger.consensus.machine import Timeouts
 from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
 from ledger.models import Block, CommitSignature
 from ledger.services import DatabaseStateReader, open_chain
-from node.core import EngineCore, Network
+from node.core import EngineCore
 from node.home import load_home
+from node.inbox import Idle, Input, PeerMessage, PeerUp, Wake
+from node.network import Network
 from node.sync import stored_blocks
 from node.wire import message_to_wire
 from tests.chainkit import Org, make_genesis
@@ -197,29 +199,30 @@ class Simulation:
 
     # ---- stepping a node ---------------------------------------------------------
 
-    def step(self, node: Node, kind: str, payload: Any) -> None:
+    def step(self, node: Node, item: Input) -> None:
         if node.core is None:
             return
         self.on(node)
         core = node.core
-        core.step(kind, payload)
+        core.step(item)
         self.poll(node)
 
     def poll(self, node: Node) -> None:
         """Fire due timers and begin the next height, as the engine's run loop does."""
         core = node.core
         for _ in range(1000):
-            if core.machine.done or core.height != core._log.height:
+            if core.machine.done or core.height != core.driver.log.height:
                 core.begin_height()
-                core.step("idle", None)
+                core.step(Idle())
                 continue
-            if core._timers and core._timers[0][0] <= self.clock.now:
-                _, _, kind, height, round_ = heapq.heappop(core._timers)
-                core.step("timeout", (kind, height, round_))
+            due = core.driver.timers.pop_due(self.clock.now)
+            if due is not None:
+                core.step(due)
                 continue
             break
-        if core._timers:
-            self.schedule(max(0.0, core._timers[0][0] - self.clock.now), "poll", node.index)
+        deadline = core.driver.timers.next_deadline()
+        if deadline is not None:
+            self.schedule(max(0.0, deadline - self.clock.now), "poll", node.index)
 
     # ---- the run -------------------------------------------------------------------
 
@@ -241,11 +244,11 @@ class Simulation:
     def handle(self, event: Event) -> None:
         node = next((n for n in self.nodes if n.index == event.target), None)
         if event.kind == "deliver" and node is not None:
-            self.step(node, "peer", event.payload)
+            self.step(node, PeerMessage(*event.payload))
         elif event.kind == "poll" and node is not None and node.core is not None:
             self.poll(node)
         elif event.kind == "tick" and node is not None:
-            self.step(node, "idle", None)  # periodic status, gossip, sync requests
+            self.step(node, Idle())  # periodic status, gossip, sync requests
             self.schedule(STATUS_EVERY, "tick", node.index)
         elif event.kind == "txs":
             self.add_transactions()
@@ -264,7 +267,7 @@ class Simulation:
             self.boot(node)
             for other in self.nodes:  # its links come up again
                 if other.core is not None:
-                    self.step(other, "peer_up", node.key.public_key)
+                    self.step(other, PeerUp(node.key.public_key))
         elif event.kind == "byz_tick":
             self.byzantine_tick()
             self.schedule(self.rng.uniform(0.2, 0.6), "byz_tick", self.byzantine)
@@ -287,7 +290,7 @@ class Simulation:
             self.on(node)
             pool.admit(envelopes, chain_id=CHAIN_ID)
             if node.core is not None:
-                self.step(node, "wake", None)
+                self.step(node, Wake())
 
     # ---- the Byzantine validator -----------------------------------------------------
 

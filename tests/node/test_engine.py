@@ -17,7 +17,7 @@ from ledger import pool
 from ledger.chain import build_block
 from ledger.consensus.machine import Timeouts
 from ledger.consensus.messages import ProposalIntent, VoteIntent
-from ledger.models import Block, CommitSignature, Transaction
+from ledger.models import Block, CommitSignature, NodeState, Transaction
 from ledger.services import DatabaseStateReader, open_chain
 from node.core import EngineCore
 from node.home import load_home
@@ -105,9 +105,17 @@ def test_engine_commits_pooled_transactions_with_a_valid_certificate(home):
 
 
 def test_idle_engine_produces_no_empty_blocks(home):
-    with RunningEngine(home):
+    engine = RunningEngine(home)
+    with engine as core:
         time.sleep(1.5)
-    assert not Block.objects.exists()
+        assert engine.thread.is_alive(), "the engine thread died"
+        assert not Block.objects.exists()
+        report = NodeState.objects.get()  # written once a second: the loop is running, idle
+        assert (report.node_key, report.height, report.step) == (home.node_key.public_key, 0, "idle")
+        pool.admit(puts(home, 1), chain_id=home.chain_id)
+        core.wake()
+        wait_for_height(1)  # idle, not stuck: the first transaction is committed
+    assert Block.objects.count() == 1 and Block.objects.get(height=1).tx_count == 1
 
 
 def test_transactions_admitted_while_running_are_committed_after_a_wake(home):

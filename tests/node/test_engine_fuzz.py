@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consortium_protocol.canonical import MAX_SAFE_INTEGER
-from node.core import MISBEHAVIOUR_LIMIT
+from node.inbox import PeerMessage
+from node.misbehaviour import MISBEHAVIOUR_LIMIT
 from tests.node.validators import FakeClock, FourValidators, consensus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,7 +147,7 @@ def test_no_peer_message_stops_the_engine_and_it_still_commits(net, data):
     for recipe in data.draw(st.lists(recipes, min_size=1, max_size=12)):
         peer, message = build(recipe, net, core)
         sent_by[peer] += 1
-        core.step("peer", (peer, message))  # raises if the engine would die of it
+        core.step(PeerMessage(peer, message))  # raises if the engine would die of it
         assert core.height == height, "a peer message alone moved the chain"
     # No status, however it lies, gets the height log re-sent at once (only after a lag of 3 s).
     assert [to for to, m in core.network.out if to is not None and m.get("type") == "consensus"] == []

@@ -16,7 +16,7 @@ from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from ledger.models import Block, Evidence, NodeState
 from node.core import EngineCore
 from node.future import MAX_PER_SENDER
-from node.inbox import MAX_QUEUED_PER_PEER
+from node.inbox import MAX_QUEUED_PER_PEER, Idle, PeerMessage
 from node.sync import DISTRUST_SECONDS, SYNC_RETRY_SECONDS
 from tests.node.validators import FakeClock, FourValidators, consensus
 
@@ -30,7 +30,7 @@ def net(tmp_path) -> FourValidators:
 
 def feed(core: EngineCore, peer: str, *messages: dict) -> None:
     for message in messages:
-        core.step("peer", (peer, message))
+        core.step(PeerMessage(peer, message))
 
 
 def decide(net: FourValidators, core: EngineCore, height: int) -> None:
@@ -48,7 +48,7 @@ def test_a_bare_next_height_message_is_dropped_and_the_engine_thread_goes_on(net
     def run() -> None:
         try:
             core.run()
-        except BaseException as exc:  # what engine.py turns into exit code 70
+        except BaseException as exc:  # what node/host.py turns into exit code 70
             failures.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -82,10 +82,10 @@ def test_next_height_messages_are_checked_before_they_are_kept(net):
     huge_round = net.vote(net.key(2), "prevote", 2, MAX_SAFE_INTEGER + 1, None)
     feed(core, peer, consensus(good), consensus(forged), consensus(outsider), consensus(huge_round))
     feed(core, peer, consensus({"height": 2, "kind": "proposal", "block": "x" * 10}))
-    assert len(core.future) == 1
+    assert len(core.relay.future) == 1
     decide(net, core, 1)
     core.begin_height()
-    assert ("vote", "prevote", 2, 0, net.key(2).public_key, "ab" * 32) in core._log.messages
+    assert ("vote", "prevote", 2, 0, net.key(2).public_key, "ab" * 32) in core.driver.log.messages
 
 
 def test_next_height_buffer_is_bounded_per_signing_validator(net):
@@ -96,8 +96,8 @@ def test_next_height_buffer_is_bounded_per_signing_validator(net):
         # Relayed by every link: the budget is the signer's, not the link's.
         feed(core, net.key(1 + round_ % 3).public_key, consensus(net.vote(flooder, "prevote", 2, round_, None)))
     feed(core, net.key(1).public_key, consensus(net.vote(honest, "prevote", 2, 0, None)))
-    assert len(core.future) == MAX_PER_SENDER + 1
-    assert any(message.sender == honest.public_key for message, _ in core.future.take(2))
+    assert len(core.relay.future) == MAX_PER_SENDER + 1
+    assert any(message.sender == honest.public_key for message, _ in core.relay.future.take(2))
 
 
 # ---- item 2: a claimed height is a hint ---------------------------------------------------
@@ -113,15 +113,15 @@ def test_a_lying_status_neither_stops_voting_nor_leaves_the_node_catching_up(net
     decide(net, core, 1)  # still votes and commits
     clock.now += SYNC_RETRY_SECONDS + 0.1
     core.begin_height()
-    core.step("idle", None)
-    core._write_report()
+    core.step(Idle())
+    core.report()
     report = NodeState.objects.get()
     assert not report.syncing and report.sync_target == 1
     # The claim yielded no verifiable block in time: the liar is distrusted, its claims ignored.
     asked = len(core.network.sent_to(liar, "get_blocks"))
     feed(core, liar, {"type": "status", "height": 9007199254740991, "messages": 0})
     clock.now += SYNC_RETRY_SECONDS + 0.1
-    core.step("idle", None)
+    core.step(Idle())
     assert len(core.network.sent_to(liar, "get_blocks")) == asked
     assert core.sync.distrusted[liar] > clock.now
     clock.now += DISTRUST_SECONDS
@@ -189,7 +189,7 @@ def test_a_restarted_validator_does_not_prevote_against_its_lock(net):
 
     restarted = net.core()
     restarted.begin_height()
-    restarted.step("idle", None)
+    restarted.step(Idle())
     assert restarted.machine.round == 2
     prevote = restarted.signing.signed.get((1, 2, "prevote"))
     assert prevote is not None and prevote.block_hash is None, "it prevoted against its lock"
@@ -211,7 +211,7 @@ def test_a_lock_whose_block_is_not_in_the_log_still_holds_by_its_hash(net):
 
     restarted = net.core()
     restarted.begin_height()
-    restarted.step("idle", None)
+    restarted.step(Idle())
     peer = net.key(2).public_key
     feed(restarted, peer, consensus(net.proposal(net.proposer(1, 1), 1, 1, b)))
     feed(restarted, peer, consensus(net.vote(net.key(3), "prevote", 1, 1, b.hash)))
@@ -250,7 +250,7 @@ def test_conflicting_prevotes_at_huge_rounds_are_held_not_relayed_and_do_not_cra
     feed(core, attacker.public_key, consensus(net.vote(attacker, "prevote", 1, round_, "ab" * 32)))
     feed(core, attacker.public_key, consensus(net.vote(attacker, "prevote", 1, round_, "cd" * 32)))
     assert not core.network.consensus(), "far-round messages are not relayed"
-    assert len(core.far_rounds) == 1 and core.machine.round == 0
+    assert len(core.relay.far_rounds) == 1 and core.machine.round == 0
     decide(net, core, 1)
     assert not Evidence.objects.exists()
 
@@ -262,7 +262,7 @@ def test_a_flood_of_rounds_from_one_validator_keeps_one_round_of_it(net):
     for round_ in range(10, 510):
         feed(core, attacker.public_key, consensus(net.vote(attacker, "prevote", 1, round_, None)))
         feed(core, attacker.public_key, consensus(net.vote(attacker, "precommit", 1, round_, None)))
-    assert len(core.far_rounds) == 2
+    assert len(core.relay.far_rounds) == 2
     assert max(core.machine.view().rounds, default=0) <= 3
     assert not core.signing.seen
 
@@ -272,7 +272,7 @@ def test_far_rounds_that_f_plus_one_validators_are_in_move_the_machine_there(net
     core.begin_height()
     for index in (1, 2):
         feed(core, net.key(index).public_key, consensus(net.vote(net.key(index), "prevote", 1, 40, None)))
-    assert core.machine.round == 40 and not len(core.far_rounds)
+    assert core.machine.round == 40 and not len(core.relay.far_rounds)
 
 
 def test_evidence_and_blocks_store_rounds_beyond_32_bits(net):

@@ -19,8 +19,10 @@ from ledger.chain import Block, build_block
 from ledger.consensus.machine import Timeouts
 from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
 from ledger.services import DatabaseStateReader, open_chain
-from node.core import EngineCore, Network
+from node.core import EngineCore
 from node.home import load_home
+from node.inbox import PeerMessage, Wake
+from node.network import Network
 from node.wire import message_to_wire
 from tests.chainkit import Org, make_genesis
 
@@ -127,7 +129,7 @@ class FourValidators:
         peer = self.key(1).public_key
         if self.proposer(height, 0).public_key == self.me:  # the core proposes: give it work
             pool.admit([self.put(height)], chain_id=self.chain_id)
-            core.step("wake", None)
+            core.step(Wake())
             proposal = core.signing.signed.get((height, 0, "proposal"))
             assert proposal is not None, "the core did not propose"
             voters, block_hash = self.keys[1:3], proposal.block_hash
@@ -135,7 +137,7 @@ class FourValidators:
         else:
             messages = self.decide_messages(core, height)
         for message in messages:
-            core.step("peer", (peer, consensus(message)))
+            core.step(PeerMessage(peer, consensus(message)))
         assert core.state.tip.height == height, (
             f"height {height} was not committed: round {core.machine.round} step {core.machine.step}, "
             f"signed {sorted((k, getattr(m, 'block_hash', None)) for k, m in core.signing.signed.items())}, "

@@ -1,10 +1,13 @@
-"""The node's engine, as the asyncio side of the node sees it.
+"""The engine's asyncio host: the single-writer `EngineCore` thread, connected to the rest of the process.
 
-`Engine` owns the single-writer `EngineCore` thread and connects it to the
-rest of the process: notifications of new pool transactions arrive through
-the channel layer (from this or any other web worker), and committed blocks
-are published back to it for the live dashboard. See docs/architecture.md
-for why one engine per node is the only writer.
+`EngineHost` starts the engine thread and connects it to the rest of the
+process: notifications of new pool transactions arrive through the channel
+layer (from this or any other web worker), peer messages from the peer hub,
+and committed blocks and peer and consensus changes go out through the
+`Publisher` it is given (node/publisher.py) for the live dashboard. Work
+that must never delay a vote (admitting gossiped transactions, serving
+stored blocks) runs here, beside the engine thread. See
+docs/architecture.md for why one engine per node is the only writer.
 """
 
 from __future__ import annotations
@@ -14,13 +17,12 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from common.channels import receive_forever
 from common.db import use_dedicated_connection
@@ -28,13 +30,16 @@ from consortium_protocol.errors import ProtocolError
 from ledger import pool
 from ledger.consensus.machine import Timeouts
 from ledger.services import LedgerState, open_chain
-from livefeed.events import topic_group
-from node.core import Committed, EngineCore, Network
+from node.core import Committed, EngineCore
+from node.dbwork import on_worker
 from node.home import NodeHome
+from node.network import Network
 from node.notify import ENGINE_GROUP
+from node.publisher import Publisher
 from node.sync import blocks_request, stored_blocks
 
 if TYPE_CHECKING:
+    from consortium_protocol.membership import Membership
     from peers.hub import PeerHub
 
 logger = logging.getLogger(__name__)
@@ -56,18 +61,12 @@ GOSSIP_BATCH_LIMIT = 2000
 BLOCK_SERVERS = 2  # get_blocks replies read and encoded at once, beside the engine thread
 
 
-def _stored_blocks(start: int, count: int) -> list:
-    try:
-        return stored_blocks(start, count)
-    finally:
-        close_old_connections()
+_stored_blocks = on_worker(stored_blocks)
+_admit = on_worker(pool.admit)
 
 
 def _admit_from_peer(envelopes: list, chain_id: str) -> list[str]:
-    try:
-        outcomes = pool.admit(envelopes, chain_id=chain_id)
-    finally:
-        close_old_connections()
+    outcomes = _admit(envelopes, chain_id=chain_id)
     return [o.tx_id for o in outcomes if isinstance(o, pool.Admission) and o.created]
 
 
@@ -78,15 +77,19 @@ def _open(home: NodeHome) -> LedgerState:
         connections.close_all()
 
 
-class Engine:
-    def __init__(self, home: NodeHome, state: LedgerState | None = None) -> None:
+class EngineHost:
+    """The engine thread and its links to the peer hub, the channel layer and the live feed."""
+
+    def __init__(self, home: NodeHome, state: LedgerState | None = None, *, publisher: Publisher) -> None:
         self.home = home
         self.state = state
+        self.publisher = publisher
         self.core: EngineCore | None = None
         self._thread: threading.Thread | None = None
         self._listener: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.hub: PeerHub | None = None  # once attach_peers() is called
+        self._follow_membership: Callable[[Membership], None] = lambda membership: None
         self._reporter: asyncio.Task | None = None
         self._admitting = asyncio.Lock()
         self.network = Network()
@@ -136,9 +139,15 @@ class Engine:
             logger.critical("the engine failed; the node exits so that it is restarted", exc_info=True)
             os._exit(70)
 
-    def attach_peers(self, hub: PeerHub) -> None:
-        """Route peer messages to the core and the core's messages to the peers."""
+    def attach_peers(self, hub: PeerHub, *, follow_membership: Callable[[Membership], None]) -> None:
+        """Route peer messages to the core and the core's messages to the peers.
+
+        `follow_membership` is called after every commit with the membership
+        after it: admitted, suspended or removed organisations change who the
+        hub links to (node.peering.refresh_from_membership).
+        """
         self.hub = hub
+        self._follow_membership = follow_membership
         self.network.broadcast = hub.broadcast_threadsafe
         self.network.send = hub.send_threadsafe
         self.network.disconnect = hub.disconnect_threadsafe
@@ -202,20 +211,9 @@ class Engine:
         link = next((info.to_dict() for info in self.hub.links() if info.node_key == peer), None)
         self._emit({"type": "peer.up", "node_key": peer, "link": link})
 
-    def _emit(self, event: dict) -> None:
-        """Explorer feed: publish one event to its topic's group from this loop without waiting for it."""
-        task = asyncio.ensure_future(self._send_event(event))
-        self._feed_tasks.add(task)  # a strong reference until it is done
-        task.add_done_callback(self._feed_tasks.discard)
-
-    async def _send_event(self, event: dict) -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            await layer.group_send(topic_group(event["type"]), event)
-        except Exception:  # the dashboard feed must never disturb the engine
-            logger.warning("could not publish %s", event["type"], exc_info=True)
+    def _emit(self, event: dict[str, Any]) -> None:
+        """Explorer feed: publish one event from this loop without waiting for it."""
+        self._background(self.publisher.publish(event))  # a strong reference until it is done
 
     async def _report_links(self) -> None:
         """Hand the core a fresh snapshot of the peer links every second (read on this loop only)."""
@@ -274,13 +272,8 @@ class Engine:
 
     async def _publish(self, committed: Committed) -> None:
         if self.hub is not None:
-            from node.peering import refresh_from_membership
-
             # Admitted, suspended or removed organisations change who we link to.
-            refresh_from_membership(self.hub, self.state.membership)
-        layer = get_channel_layer()
-        if layer is None:
-            return
+            self._follow_membership(self.state.membership)
         event = {
             "type": "block.committed",
             "height": committed.height,
@@ -291,12 +284,5 @@ class Engine:
             "proposer": committed.proposer,
             "proposer_org": self._org_of(committed.proposer),
         }
-        try:
-            await layer.group_send(topic_group(event["type"]), event)
-            # Explorer feed: tx.status and gov.changed for this block, one indexed read (livefeed.events).
-            from livefeed.events import commit_events
-
-            for extra in await database_sync_to_async(commit_events)(committed.height, committed.tx_count):
-                await layer.group_send(topic_group(extra["type"]), extra)
-        except Exception:  # the dashboard feed must never disturb the engine
-            logger.warning("could not publish block %s", committed.height, exc_info=True)
+        # Explorer feed: then tx.status and gov.changed for this block (livefeed.events).
+        await self.publisher.publish_block(event)

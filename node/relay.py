@@ -1,0 +1,146 @@
+"""Consensus messages between validators: checked, bounded, fed to the height, relayed once, repaired.
+
+Every peer message is checked for shape, bounds and signature before it is
+stored, logged, relayed or replayed (`intake`); next-height messages wait in
+a budget per validator (`future`), far-round ones in a bound per validator
+(`rounds`). Consensus messages are relayed once, and the messages of the
+current height are re-sent to a peer that (re)connects or reports fewer of
+them (docs/peers.md). A bad message raises, and the caller
+(`misbehaviour.Misbehaviour.guarded`) drops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from consortium_protocol.errors import ProtocolError
+from ledger.consensus.messages import Proposal, Vote
+from node.future import FutureBuffer
+from node.height import HeightDriver, message_key, wire_key
+from node.intake import already_verified, check_for_height, parse_consensus
+from node.misbehaviour import Misbehaviour
+from node.network import Network
+from node.rounds import FarRounds
+
+# A peer at our height whose status shows fewer messages than we hold gets our
+# whole height log again only once it has lagged this long: a lower count is
+# usually just messages in flight, and under load re-sending every proposal of
+# the height each second would swamp the links it is meant to repair.
+HEIGHT_LOG_LAG_SECONDS = 3.0
+
+
+class ConsensusRelay:
+    """Peers' consensus messages into the height driver, and the height's messages out to peers."""
+
+    def __init__(
+        self, driver: HeightDriver, *, network: Network, clock: Callable[[], float], guard: Misbehaviour
+    ) -> None:
+        self.driver = driver
+        self.network = network
+        self.clock = clock
+        self.guard = guard
+        self.future = FutureBuffer()
+        self.far_rounds = FarRounds()
+        self._lagging_since: dict[str, float] = {}  # peer -> when its status first showed it missing messages
+
+    @property
+    def height(self) -> int:
+        return self.driver.state.tip.height + 1
+
+    def new_height(self) -> None:
+        self._lagging_since.clear()
+
+    def replay(self, height: int, seen: list[dict[str, Any]]) -> None:
+        """After the driver began `height`: what others sent before a crash, then what waited for this height."""
+        self.far_rounds.clear()
+        for wire in seen:
+            # What others sent us before a crash, checked again like any peer message.
+            self.guard.guarded(self.from_peer, None, wire, replaying=True)
+        for message, wire in self.future.take(height):
+            self.guard.guarded(self.admit, None, message, wire)
+
+    # ---- in ------------------------------------------------------------------
+
+    def consensus_message(self, peer: str, message: dict[str, Any]) -> None:
+        self.from_peer(peer, message.get("message"))
+
+    def from_peer(self, peer: str | None, wire: Any, *, replaying: bool = False) -> None:
+        if not isinstance(wire, dict):
+            raise ProtocolError("bad_message", "a consensus message is an object")
+        chain_id, machine = self.driver.chain_id, self.driver.machine
+        height = wire.get("height")
+        if height == self.height + 1 and not replaying:
+            # Parsed and signature-checked now; kept within its signer's budget (future.py).
+            message = parse_consensus(wire, chain_id=chain_id, verified=already_verified)
+            if message.sender not in machine.validators:
+                raise ProtocolError("not_validator", "the sender is not a validator")
+            self.driver.signatures.check(chain_id, message)
+            self.future.add(height, message, wire)
+            return
+        if height != self.height or wire_key(wire) in self.driver.log.messages:
+            # Stale, too far ahead (status and block sync cover it), or a copy
+            # we already hold: dropped before the costly parse of a block.
+            return
+        message = parse_consensus(wire, chain_id=chain_id, verified=already_verified)
+        self.admit(peer, message, wire, replaying=replaying)
+
+    def admit(
+        self, peer: str | None, message: Vote | Proposal, wire: dict[str, Any], *, replaying: bool = False
+    ) -> None:
+        """A parsed message of the current height: checked, then bounded by round, then kept, fed and relayed."""
+        machine = self.driver.machine
+        if message.height != self.height or message_key(message) in self.driver.log.messages:
+            return
+        check_for_height(message, validators=machine.validators, proposer=machine.proposer)
+        self.driver.signatures.check(self.driver.chain_id, message)
+        if self.far_rounds.is_far(message.round, machine.round):
+            self.far_rounds.hold(message, wire)  # not logged, not relayed (rounds.py)
+            return
+        self._accept(message, wire, replaying=replaying, origin=peer)
+
+    def _accept(
+        self, message: Vote | Proposal, wire: dict[str, Any], *, replaying: bool = False, origin: str | None = None
+    ) -> None:
+        driver = self.driver
+        if message_key(message) in driver.log.messages:
+            return
+        if not replaying and driver.me in driver.machine.validators:
+            driver.signing.record_seen(wire)
+        driver.feed(message)
+        # Relay once: a message one correct node received reaches every correct node.
+        # Not back to the peer it came from, which has it.
+        self.network.broadcast({"type": "consensus", "message": wire}, exclude=origin)
+        driver.maybe_start(False)
+
+    def release_far_rounds(self) -> None:
+        """Feed far-round messages that are now within reach, or that f+1 validators vouch for."""
+        machine = self.driver.machine
+        if not len(self.far_rounds) or machine is None or machine.done:
+            return
+        third = len(machine.validators) // 3 + 1
+        for message, wire in self.far_rounds.release(machine.round, third):
+            if self.driver.machine.done or self.height != message.height:
+                return
+            self._accept(message, wire)
+
+    # ---- out -----------------------------------------------------------------
+
+    def peer_status(self, peer: str, *, level: bool, held: int) -> None:
+        """A peer not ahead of us said how many messages of its height it holds."""
+        if level and held < len(self.driver.log.messages):
+            self._repair_lagging_peer(peer)
+        else:
+            self._lagging_since.pop(peer, None)
+
+    def _repair_lagging_peer(self, peer: str) -> None:
+        """Send our height log to a peer lacking messages for HEIGHT_LOG_LAG_SECONDS, then wait as long again."""
+        now = self.clock()
+        since = self._lagging_since.setdefault(peer, now)
+        if now - since >= HEIGHT_LOG_LAG_SECONDS:
+            self._lagging_since[peer] = now
+            self.send_height_log(peer)
+
+    def send_height_log(self, peer: str) -> None:
+        for wire in list(self.driver.log.messages.values()):
+            self.network.send(peer, {"type": "consensus", "message": wire})
