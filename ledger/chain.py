@@ -36,7 +36,7 @@ class ChainTip:
 
 
 @dataclass
-class Block:
+class ChainBlock:
     header: BlockHeader
     txs: list[SignedTx]
 
@@ -65,7 +65,7 @@ def build_block(
     reader: StateReader,
     proposer: str,
     time_ms: int,
-) -> tuple[Block, Execution]:
+) -> tuple[ChainBlock, Execution]:
     height = tip.height + 1
     run = execute(txs, height=height, membership=membership, reader=reader)
     header: BlockHeader = {
@@ -79,12 +79,12 @@ def build_block(
         "results_hash": results_hash(run.results),
         "validators_hash": validators_hash(run.validators),
     }
-    return Block(header, txs), run
+    return ChainBlock(header, txs), run
 
 
 def parse_block(
     wire: Any, *, chain_id: str, verified: Callable[[list[SignedTx]], set[str]] = lambda txs: set()
-) -> Block:
+) -> ChainBlock:
     """Parse a block from the wire, checking shapes and the signature of every transaction.
 
     `verified` names, in one call, the tx ids of the transactions this node
@@ -96,18 +96,18 @@ def parse_block(
         raise ProtocolError("bad_block", "a block has exactly header and txs (a list)")
     check_header_shape(wire["header"])
     txs = [parse_envelope(envelope, chain_id, check_signature=False) for envelope in wire["txs"]]
-    _check_size(Block(wire["header"], txs))  # before any signature is verified
+    _check_size(ChainBlock(wire["header"], txs))  # before any signature is verified
     known = verified(txs) if txs else set()
     unknown = [tx for tx in txs if tx.tx_id not in known]
     checks = verify_all([(tx.signer, tx.canonical_body, tx.signature) for tx in unknown])
     for tx, ok in zip(unknown, checks, strict=True):
         if not ok:
             raise ProtocolError("bad_signature", f"transaction {tx.tx_id[:16]} has a signature that does not verify")
-    return Block(wire["header"], txs)
+    return ChainBlock(wire["header"], txs)
 
 
 def check_block(
-    block: Block,
+    block: ChainBlock,
     *,
     tip: ChainTip,
     membership: Membership,
@@ -136,7 +136,7 @@ def check_block(
     return run
 
 
-def _check_size(block: Block) -> None:
+def _check_size(block: ChainBlock) -> None:
     size = block.encoded_bytes
     _expect(size <= MAX_BLOCK_BYTES, "block_too_large", f"the block encodes to {size} bytes; at most {MAX_BLOCK_BYTES}")
 

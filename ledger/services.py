@@ -14,7 +14,7 @@ from common.writes import write_transaction
 from consortium_protocol.blocks import genesis_hash
 from consortium_protocol.genesis import parse_genesis_text
 from consortium_protocol.membership import Membership
-from ledger.chain import Block, ChainTip
+from ledger.chain import ChainBlock, ChainTip
 from ledger.execution import Execution, StateKey
 from ledger.membership_store import membership_store
 from ledger.models import Block as BlockRow
@@ -34,7 +34,7 @@ class LedgerState:
     tip: ChainTip
     membership: Membership
 
-    def advance(self, block: Block, run: Execution) -> None:
+    def advance(self, block: ChainBlock, run: Execution) -> None:
         """Move to the state after `block`, once it is committed."""
         self.tip = ChainTip(self.tip.chain_id, block.height, block.hash, block.header["time_ms"])
         self.membership = run.membership
@@ -93,7 +93,7 @@ def already_included(tx_ids: list[str]) -> set[str]:
     return found
 
 
-def commit_block(block: Block, run: Execution, *, commit: list[dict], round_: int = 0) -> None:
+def commit_block(block: ChainBlock, run: Execution, *, commit: list[dict], round_: int = 0) -> None:
     """Store a decided block, its certificate, results, state and membership atomically.
 
     One database transaction: after a crash either all of the block is there
@@ -107,7 +107,7 @@ def commit_block(block: Block, run: Execution, *, commit: list[dict], round_: in
         membership_store().persist(run.membership)
 
 
-def _store_transactions(row: BlockRow, block: Block, run: Execution) -> None:
+def _store_transactions(row: BlockRow, block: ChainBlock, run: Execution) -> None:
     # A pooled (pending) row for the same tx_id is completed in place.
     now = timezone.now()
     rows = [

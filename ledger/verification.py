@@ -21,7 +21,7 @@ from consortium_protocol.genesis import parse_genesis_text
 from consortium_protocol.membership import Membership
 from consortium_protocol.transactions import SignedTx, parse_envelope
 from consortium_protocol.votes import check_certificate
-from ledger.chain import Block, ChainTip, check_block
+from ledger.chain import ChainBlock, ChainTip, check_block
 from ledger.execution import Execution, MemoryStateReader, StateKey
 from ledger.membership_store import membership_store
 from ledger.models import Block as BlockRow
@@ -51,7 +51,7 @@ class _Replay:
         self.seen: set[str] = set()
         self.transactions = 0
 
-    def advance(self, block: Block, run: Execution) -> None:
+    def advance(self, block: ChainBlock, run: Execution) -> None:
         self.reader.apply(run)
         for write in run.writes:
             self.history.update(_history_line(run.height, write.tx_index, write.namespace, write.key, write.value))
@@ -98,7 +98,7 @@ def _verify_block(replay: _Replay, row: BlockRow) -> None:
     if block_hash(header) != row.hash:
         raise ChainFault(height, "the header does not hash to the stored block hash")
     stored = list(Transaction.objects.filter(block=row).order_by("index"))
-    block = Block(header, [_signed(height, tx, replay.tip.chain_id) for tx in stored])
+    block = ChainBlock(header, [_signed(height, tx, replay.tip.chain_id) for tx in stored])
     try:
         run = check_block(
             block,

@@ -1,4 +1,4 @@
-"""Block sync, the engine's side: asking peers that claim to be ahead, and applying what they send.
+"""ChainBlock sync, the engine's side: asking peers that claim to be ahead, and applying what they send.
 
 The rules for trusting a synced block and a claimed height are in
 node/sync.py. A node that block sync proves behind (verified blocks
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from consortium_protocol.errors import ProtocolError
-from ledger.chain import Block
+from ledger.chain import ChainBlock
 from ledger.services import LedgerState
 from node.dbwork import fresh_connection
 from node.intake import already_verified
@@ -36,7 +36,7 @@ class BlockSync:
         tracker: SyncTracker,
         network: Network,
         clock: Callable[[], float],
-        on_applied: Callable[[Block, int], None],
+        on_applied: Callable[[ChainBlock, int], None],
     ) -> None:
         self.state = state
         self.tracker = tracker

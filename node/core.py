@@ -35,7 +35,7 @@ from typing import Any
 from django.db import connections
 
 from consortium_protocol.errors import ProtocolError
-from ledger.chain import Block
+from ledger.chain import ChainBlock
 from ledger.consensus.machine import ConsensusMachine, Timeouts
 from ledger.reports import report_node_state
 from ledger.services import LedgerState
@@ -267,7 +267,7 @@ class EngineCore:
             links=self.peer_links,
         )
 
-    def _announce(self, block: Block, round_: int) -> None:
+    def _announce(self, block: ChainBlock, round_: int) -> None:
         """A block was committed, by consensus or by block sync."""
         self.gossip.after_commit(block)
         self.driver.next_height_at = self.clock() + self.block_interval

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.consensus.messages import Vote
+from ledger.consensus.messages import ConsensusVote
 from node.intake import Message, message_size
 
 MAX_PER_SENDER = 24  # a proposal and two votes for each of a few rounds, with room for duplicates' conflicts
@@ -58,7 +58,7 @@ class FutureBuffer:
         held = [entry for share in self._shares.values() for entry in share.entries] if height == self.height else []
         self._shares.clear()
         self.height = height
-        return sorted(held, key=lambda entry: (entry[0].round, isinstance(entry[0], Vote)))
+        return sorted(held, key=lambda entry: (entry[0].round, isinstance(entry[0], ConsensusVote)))
 
     def __len__(self) -> int:
         return sum(len(share.entries) for share in self._shares.values())

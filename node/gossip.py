@@ -18,7 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from ledger import budgets, pool
-from ledger.chain import Block
+from ledger.chain import ChainBlock
 from node.dbwork import fresh_connection
 from node.network import Network
 
@@ -103,7 +103,7 @@ class TxGossip:
             self._last_sweep = now
             self.end_doomed_transactions()
 
-    def after_commit(self, block: Block) -> None:
+    def after_commit(self, block: ChainBlock) -> None:
         if any(tx.type in MEMBERSHIP_CHANGES for tx in block.txs):  # it may have revoked a key or suspended an org
             self.end_doomed_transactions()
 

@@ -25,9 +25,9 @@ from typing import Any
 
 from consortium_protocol.errors import ProtocolError
 from ledger import budgets, pool
-from ledger.chain import Block, build_block, check_block
+from ledger.chain import ChainBlock, build_block, check_block
 from ledger.consensus.machine import Broadcast, ConsensusMachine, Decide, Evidence, ScheduleTimeout, Timeouts
-from ledger.consensus.messages import Proposal, Vote, certificate_entries
+from ledger.consensus.messages import ConsensusProposal, ConsensusVote, certificate_entries
 from ledger.execution import Execution
 from ledger.reports import record_evidence
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
@@ -65,7 +65,7 @@ class HeightDriver:
         network: Network,
         clock: Callable[[], float],
         catching_up: Callable[[], bool],
-        on_decided: Callable[[Block, int], None],
+        on_decided: Callable[[ChainBlock, int], None],
     ) -> None:
         self.chain_id = home.chain_id
         self.me = home.node_key.public_key
@@ -134,10 +134,10 @@ class HeightDriver:
     def on_timeout(self, timeout: Timeout) -> None:
         self.carry_out(self.machine.on_timeout(timeout.kind, timeout.height, timeout.round))
 
-    def feed(self, message: Vote | Proposal) -> None:
+    def feed(self, message: ConsensusVote | ConsensusProposal) -> None:
         """A checked message of this height: logged, then given to the machine."""
         if (
-            isinstance(message, Proposal)
+            isinstance(message, ConsensusProposal)
             and message.valid_round == -1
             and message.block.header.get("proposer") != message.sender
         ):
@@ -145,7 +145,9 @@ class HeightDriver:
             # the block an earlier round's proposer built, so it cannot.
             return
         self.log.messages[message_key(message)] = message_to_wire(message)
-        effects = self.machine.on_vote(message) if isinstance(message, Vote) else self.machine.on_proposal(message)
+        effects = (
+            self.machine.on_vote(message) if isinstance(message, ConsensusVote) else self.machine.on_proposal(message)
+        )
         self.carry_out(effects)
 
     def carry_out(self, effects: list) -> None:
@@ -162,7 +164,9 @@ class HeightDriver:
                 self.log.messages[message_key(signed)] = wire
                 outgoing.append({"type": "consensus", "message": wire})
                 machine_effects = (
-                    self.machine.on_vote(signed) if isinstance(signed, Vote) else self.machine.on_proposal(signed)
+                    self.machine.on_vote(signed)
+                    if isinstance(signed, ConsensusVote)
+                    else self.machine.on_proposal(signed)
                 )
                 pending.extend(machine_effects)
             elif isinstance(effect, ScheduleTimeout):
@@ -179,7 +183,7 @@ class HeightDriver:
 
     # ---- the machine's callbacks and effects ----------------------------------
 
-    def _make_block(self) -> Block:
+    def _make_block(self) -> ChainBlock:
         height, round_ = self.machine.height, self.machine.round
         logged = self.signing.signed.get((height, round_, "proposal"))
         if logged is not None:  # resuming after a crash: propose exactly what was signed
@@ -187,7 +191,7 @@ class HeightDriver:
         return self._build_block()
 
     @fresh_connection
-    def _build_block(self) -> Block:
+    def _build_block(self) -> ChainBlock:
         txs = pool.pending(self.max_block_txs, max_bytes=budgets.BLOCK_TX_BYTES)
         block, run = build_block(
             txs,
@@ -200,13 +204,13 @@ class HeightDriver:
         self._prepared[block.hash] = run
         return block
 
-    def _is_valid(self, block: Block) -> bool:
+    def _is_valid(self, block: ChainBlock) -> bool:
         if block.hash in self._prepared:
             return True
         return self._check_block(block)
 
     @fresh_connection
-    def _check_block(self, block: Block) -> bool:
+    def _check_block(self, block: ChainBlock) -> bool:
         try:
             run = check_block(
                 block,
@@ -222,7 +226,7 @@ class HeightDriver:
         return True
 
     def _commit(self, decision: Decide) -> None:
-        block: Block = decision.block
+        block: ChainBlock = decision.block
         if not self._is_valid(block):  # the machine decides only valid blocks; this cannot fail
             raise RuntimeError("a decided block must be valid")
         run = self._prepared[block.hash]
@@ -239,7 +243,7 @@ class HeightDriver:
 
     def _record_evidence(self, evidence: Evidence) -> None:
         first, second = evidence.first, evidence.second
-        kind = first.type if isinstance(first, Vote) else "proposal"
+        kind = first.type if isinstance(first, ConsensusVote) else "proposal"
         logger.warning(
             "equivocation: validator %s signed two %s messages at height %s round %s",
             first.sender[:16],
@@ -266,7 +270,7 @@ def _pool_has_work() -> bool:
 _keep_evidence = fresh_connection(record_evidence)
 
 
-def _evidence_wire(message: Vote | Proposal) -> dict[str, Any]:
+def _evidence_wire(message: ConsensusVote | ConsensusProposal) -> dict[str, Any]:
     """A signed message as evidence: a proposal's block is replaced by its hash, which is what was signed."""
     wire = message_to_wire(message)
     wire.pop("block", None)
@@ -287,8 +291,8 @@ def wire_key(wire: dict[str, Any]) -> tuple:
     return ("proposal", wire.get("height"), wire.get("round"), wire.get("sender"), wire.get("block_hash"))
 
 
-def message_key(message: Vote | Proposal) -> tuple:
+def message_key(message: ConsensusVote | ConsensusProposal) -> tuple:
     """A message's key in the height log: one entry per signed message."""
-    if isinstance(message, Vote):
+    if isinstance(message, ConsensusVote):
         return ("vote", message.type, message.height, message.round, message.sender, message.block_hash)
     return ("proposal", message.height, message.round, message.sender, message.block_hash)

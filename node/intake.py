@@ -18,11 +18,11 @@ from consortium_protocol.keys import verify
 from consortium_protocol.transactions import SignedTx
 from consortium_protocol.votes import vote_bytes
 from ledger import pool
-from ledger.consensus.messages import Proposal, Vote, proposal_bytes
+from ledger.consensus.messages import ConsensusProposal, ConsensusVote, proposal_bytes
 from node.dbwork import fresh_connection
 from node.wire import message_from_wire
 
-Message = Vote | Proposal
+Message = ConsensusVote | ConsensusProposal
 
 # Bytes a message is counted for in buffers: its fields, and each transaction's body and signature.
 MESSAGE_OVERHEAD_BYTES = 400
@@ -41,7 +41,7 @@ def already_verified(txs: list[SignedTx]) -> set[str]:
 
 
 def signed_bytes(chain_id: str, message: Message) -> bytes:
-    if isinstance(message, Vote):
+    if isinstance(message, ConsensusVote):
         return vote_bytes(message.type, chain_id, message.height, message.round, message.block_hash)
     return proposal_bytes(chain_id, message.height, message.round, message.block_hash, message.valid_round)
 
@@ -63,7 +63,7 @@ class SignatureCheck:
 
     def check(self, chain_id: str, message: Message) -> None:
         """Raise unless `message` is signed by its sender and a proposal's block is the one signed."""
-        if isinstance(message, Proposal):
+        if isinstance(message, ConsensusProposal):
             if message.block.height != message.height:
                 raise ProtocolError("bad_message", "the proposal's block is for another height")
             if message.block.hash != message.block_hash:
@@ -86,7 +86,7 @@ def check_for_height(message: Message, *, validators: frozenset[str] | set[str],
     """Raise unless `message` can count at this height: a validator's, a proposal from its round's proposer."""
     if message.sender not in validators:
         raise ProtocolError("not_validator", "the sender is not a validator at this height")
-    if isinstance(message, Proposal):
+    if isinstance(message, ConsensusProposal):
         if message.sender != proposer(message.round):
             raise ProtocolError("not_proposer", "the sender is not the proposer of that round")
         if not -1 <= message.valid_round < message.round:
@@ -95,6 +95,6 @@ def check_for_height(message: Message, *, validators: frozenset[str] | set[str],
 
 def message_size(message: Message) -> int:
     """An estimate of a message's size in memory and on the wire, for byte budgets."""
-    if isinstance(message, Vote):
+    if isinstance(message, ConsensusVote):
         return MESSAGE_OVERHEAD_BYTES
     return MESSAGE_OVERHEAD_BYTES + sum(len(tx.canonical_body) + TX_OVERHEAD_BYTES for tx in message.block.txs)

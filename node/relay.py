@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from consortium_protocol.errors import ProtocolError
-from ledger.consensus.messages import Proposal, Vote
+from ledger.consensus.messages import ConsensusProposal, ConsensusVote
 from node.future import FutureBuffer
 from node.height import HeightDriver, message_key, wire_key
 from node.intake import already_verified, check_for_height, parse_consensus
@@ -86,7 +86,12 @@ class ConsensusRelay:
         self.admit(peer, message, wire, replaying=replaying)
 
     def admit(
-        self, peer: str | None, message: Vote | Proposal, wire: dict[str, Any], *, replaying: bool = False
+        self,
+        peer: str | None,
+        message: ConsensusVote | ConsensusProposal,
+        wire: dict[str, Any],
+        *,
+        replaying: bool = False,
     ) -> None:
         """A parsed message of the current height: checked, then bounded by round, then kept, fed and relayed."""
         machine = self.driver.machine
@@ -100,7 +105,12 @@ class ConsensusRelay:
         self._accept(message, wire, replaying=replaying, origin=peer)
 
     def _accept(
-        self, message: Vote | Proposal, wire: dict[str, Any], *, replaying: bool = False, origin: str | None = None
+        self,
+        message: ConsensusVote | ConsensusProposal,
+        wire: dict[str, Any],
+        *,
+        replaying: bool = False,
+        origin: str | None = None,
     ) -> None:
         driver = self.driver
         if message_key(message) in driver.log.messages:

@@ -21,35 +21,39 @@ from __future__ import annotations
 from typing import Any
 
 from consortium_protocol.errors import ProtocolError
-from ledger.consensus.messages import PRECOMMIT, Proposal, Vote
+from ledger.consensus.messages import PRECOMMIT, ConsensusProposal, ConsensusVote
 from node.wire import message_from_wire
 
 
-def _logged_blocks(signed: list[Vote | Proposal], seen: list[dict[str, Any]], chain_id: str) -> dict[str, Any]:
-    blocks = {m.block_hash: m.block for m in signed if isinstance(m, Proposal) and m.block is not None}
+def _logged_blocks(
+    signed: list[ConsensusVote | ConsensusProposal], seen: list[dict[str, Any]], chain_id: str
+) -> dict[str, Any]:
+    blocks = {m.block_hash: m.block for m in signed if isinstance(m, ConsensusProposal) and m.block is not None}
     for wire in seen:
         if isinstance(wire, dict) and wire.get("kind") == "proposal" and wire.get("block_hash") not in blocks:
             try:
                 proposal = message_from_wire(wire, chain_id=chain_id, verified=lambda txs: {tx.tx_id for tx in txs})
             except (ProtocolError, KeyError, TypeError, ValueError, AttributeError):
                 continue
-            if isinstance(proposal, Proposal) and proposal.block.hash == proposal.block_hash:
+            if isinstance(proposal, ConsensusProposal) and proposal.block.hash == proposal.block_hash:
                 blocks[proposal.block_hash] = proposal.block
     return blocks
 
 
-def resume_point(signed: list[Vote | Proposal], seen: list[dict[str, Any]], *, chain_id: str) -> dict[str, Any]:
+def resume_point(
+    signed: list[ConsensusVote | ConsensusProposal], seen: list[dict[str, Any]], *, chain_id: str
+) -> dict[str, Any]:
     """Keyword arguments for ConsensusMachine.resume()."""
     blocks = _logged_blocks(signed, seen, chain_id)
     locked = valid = None
     for message in signed:
-        if isinstance(message, Vote) and message.type == PRECOMMIT and message.block_hash is not None:
+        if isinstance(message, ConsensusVote) and message.type == PRECOMMIT and message.block_hash is not None:
             point = (message.round, message.block_hash, blocks.get(message.block_hash))
             if locked is None or point[0] > locked[0]:
                 locked = point
             if valid is None or point[0] > valid[0]:
                 valid = point
-        elif isinstance(message, Proposal) and message.valid_round >= 0:
+        elif isinstance(message, ConsensusProposal) and message.valid_round >= 0:
             point = (message.valid_round, message.block_hash, message.block)
             if valid is None or point[0] > valid[0]:
                 valid = point

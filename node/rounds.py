@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ledger.consensus.messages import Vote
+from ledger.consensus.messages import ConsensusVote
 from node.intake import Message
 
 ROUNDS_AHEAD = 3  # K: rounds current+1 .. current+K are fed to the machine at once
 
 
 def _kind(message: Message) -> str:
-    return message.type if isinstance(message, Vote) else "proposal"
+    return message.type if isinstance(message, ConsensusVote) else "proposal"
 
 
 class FarRounds:
@@ -60,7 +60,7 @@ class FarRounds:
             if round_ <= reach:
                 released.extend(kinds.values())
                 del self._held[sender]
-        return sorted(released, key=lambda entry: (entry[0].round, isinstance(entry[0], Vote)))
+        return sorted(released, key=lambda entry: (entry[0].round, isinstance(entry[0], ConsensusVote)))
 
     def clear(self) -> None:
         self._held.clear()

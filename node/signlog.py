@@ -21,18 +21,18 @@ from pathlib import Path
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import SigningKey
 from consortium_protocol.transactions import SignedTx
-from ledger.consensus.messages import Proposal, ProposalIntent, Vote, VoteIntent, sign_intent
+from ledger.consensus.messages import ConsensusProposal, ConsensusVote, ProposalIntent, VoteIntent, sign_intent
 from node.wire import message_from_wire, message_to_wire
 
 LOG_FILE = "signing_log.jsonl"
 COMPACT_BYTES = 1024 * 1024  # past this the log is rewritten with the current height only
 logger = logging.getLogger(__name__)
 
-Message = Vote | Proposal
+Message = ConsensusVote | ConsensusProposal
 
 
 def _slot(message: Message | VoteIntent | ProposalIntent) -> tuple[int, int, str]:
-    kind = message.type if isinstance(message, Vote | VoteIntent) else "proposal"
+    kind = message.type if isinstance(message, ConsensusVote | VoteIntent) else "proposal"
     return message.height, message.round, kind
 
 
@@ -166,5 +166,8 @@ class SigningLog:
 
 def _same(held: Message, intent: VoteIntent | ProposalIntent) -> bool:
     if isinstance(intent, VoteIntent):
-        return isinstance(held, Vote) and held.block_hash == intent.block_hash
-    return isinstance(held, Proposal) and (held.block_hash, held.valid_round) == (intent.block_hash, intent.valid_round)
+        return isinstance(held, ConsensusVote) and held.block_hash == intent.block_hash
+    return isinstance(held, ConsensusProposal) and (held.block_hash, held.valid_round) == (
+        intent.block_hash,
+        intent.valid_round,
+    )

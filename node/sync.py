@@ -1,4 +1,4 @@
-"""Block sync: serving stored blocks to peers, and verifying and applying theirs.
+"""ChainBlock sync: serving stored blocks to peers, and verifying and applying theirs.
 
 A block received by sync is trusted only through its commit certificate,
 checked against the validator set in force at its height (the one after
@@ -23,7 +23,7 @@ from consortium_protocol.canonical import loads_strict
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.votes import check_certificate
 from ledger.budgets import SYNC_REPLY_BYTES, block_bytes, envelope_bytes, sync_entry_bytes
-from ledger.chain import Block, check_block, parse_block
+from ledger.chain import ChainBlock, check_block, parse_block
 from ledger.models import Block as BlockRow
 from ledger.models import Transaction
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
@@ -133,7 +133,7 @@ def stored_blocks(start: int, count: int, *, max_bytes: int = SYNC_REPLY_BYTES) 
     return entries
 
 
-def apply_synced_block(state: LedgerState, entry: Any, *, verified=lambda txs: set()) -> Block:
+def apply_synced_block(state: LedgerState, entry: Any, *, verified=lambda txs: set()) -> ChainBlock:
     """Verify one sync entry against `state` and commit it; ProtocolError if it is not valid."""
     if not isinstance(entry, dict) or set(entry) != {"block", "commit", "round"}:
         raise ProtocolError("bad_sync", "a sync entry has exactly block, commit and round")

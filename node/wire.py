@@ -7,11 +7,11 @@ from typing import Any
 from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.hashing import is_hex64, is_hex128
-from ledger.chain import Block, parse_block
-from ledger.consensus.messages import Proposal, Vote
+from ledger.chain import ChainBlock, parse_block
+from ledger.consensus.messages import ConsensusProposal, ConsensusVote
 
 
-def vote_to_wire(vote: Vote) -> dict[str, Any]:
+def vote_to_wire(vote: ConsensusVote) -> dict[str, Any]:
     return {
         "kind": "vote",
         "type": vote.type,
@@ -23,7 +23,7 @@ def vote_to_wire(vote: Vote) -> dict[str, Any]:
     }
 
 
-def proposal_to_wire(proposal: Proposal) -> dict[str, Any]:
+def proposal_to_wire(proposal: ConsensusProposal) -> dict[str, Any]:
     return {
         "kind": "proposal",
         "height": proposal.height,
@@ -36,8 +36,8 @@ def proposal_to_wire(proposal: Proposal) -> dict[str, Any]:
     }
 
 
-def message_to_wire(message: Vote | Proposal) -> dict[str, Any]:
-    return vote_to_wire(message) if isinstance(message, Vote) else proposal_to_wire(message)
+def message_to_wire(message: ConsensusVote | ConsensusProposal) -> dict[str, Any]:
+    return vote_to_wire(message) if isinstance(message, ConsensusVote) else proposal_to_wire(message)
 
 
 def _int(value: Any, name: str, low: int = 0) -> int:
@@ -46,7 +46,7 @@ def _int(value: Any, name: str, low: int = 0) -> int:
     return value
 
 
-def vote_from_wire(data: dict[str, Any]) -> Vote:
+def vote_from_wire(data: dict[str, Any]) -> ConsensusVote:
     if set(data) != {"kind", "type", "height", "round", "block_hash", "sender", "signature"}:
         raise ProtocolError(
             "bad_message", "a vote has exactly kind, type, height, round, block_hash, sender, signature"
@@ -57,7 +57,7 @@ def vote_from_wire(data: dict[str, Any]) -> Vote:
         raise ProtocolError("bad_message", "block_hash must be null or 64 hex")
     if not is_hex64(data["sender"]) or not is_hex128(data["signature"]):
         raise ProtocolError("bad_message", "sender and signature must be hex")
-    return Vote(
+    return ConsensusVote(
         data["type"],
         _int(data["height"], "height", 1),
         _int(data["round"], "round"),
@@ -67,14 +67,14 @@ def vote_from_wire(data: dict[str, Any]) -> Vote:
     )
 
 
-def proposal_from_wire(data: dict[str, Any], *, chain_id: str, verified=lambda txs: set()) -> Proposal:
+def proposal_from_wire(data: dict[str, Any], *, chain_id: str, verified=lambda txs: set()) -> ConsensusProposal:
     fields = {"kind", "height", "round", "block_hash", "valid_round", "sender", "signature", "block"}
     if set(data) != fields:
         raise ProtocolError("bad_message", "a proposal has exactly " + ", ".join(sorted(fields)))
     if not is_hex64(data["block_hash"]) or not is_hex64(data["sender"]) or not is_hex128(data["signature"]):
         raise ProtocolError("bad_message", "block_hash, sender and signature must be hex")
-    block: Block = parse_block(data["block"], chain_id=chain_id, verified=verified)
-    return Proposal(
+    block: ChainBlock = parse_block(data["block"], chain_id=chain_id, verified=verified)
+    return ConsensusProposal(
         _int(data["height"], "height", 1),
         _int(data["round"], "round"),
         data["block_hash"],
@@ -85,7 +85,7 @@ def proposal_from_wire(data: dict[str, Any], *, chain_id: str, verified=lambda t
     )
 
 
-def message_from_wire(data: Any, *, chain_id: str, verified=lambda txs: set()) -> Vote | Proposal:
+def message_from_wire(data: Any, *, chain_id: str, verified=lambda txs: set()) -> ConsensusVote | ConsensusProposal:
     if not isinstance(data, dict):
         raise ProtocolError("bad_message", "a consensus message is an object")
     if data.get("kind") == "vote":

@@ -10,7 +10,7 @@ from consortium_protocol.canonical import canonical
 from consortium_protocol.keys import SigningKey
 from consortium_protocol.transactions import SignedTx, parse_envelope, sign_body
 from consortium_protocol.votes import PRECOMMIT, sign_vote
-from ledger.chain import Block, build_block, check_block
+from ledger.chain import ChainBlock, build_block, check_block
 from ledger.execution import Execution
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block, open_chain
 
@@ -74,7 +74,7 @@ class ChainKit:
     def put(self, key: SigningKey, namespace: str, name: str, value: Any) -> SignedTx:
         return self.tx(key, "state.put", {"namespace": namespace, "key": name, "value": value})
 
-    def commit(self, txs: list[SignedTx], time_ms: int | None = None) -> tuple[Block, Execution]:
+    def commit(self, txs: list[SignedTx], time_ms: int | None = None) -> tuple[ChainBlock, Execution]:
         tip, membership = self.state.tip, self.state.membership
         validators = membership.validators()
         proposer = validators[(tip.height + 1) % len(validators)]

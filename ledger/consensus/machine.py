@@ -28,7 +28,16 @@ from typing import Any
 from consortium_protocol.keys import verify
 from consortium_protocol.votes import PRECOMMIT, PREVOTE, quorum, third
 
-from .messages import VOTE_TYPES, Proposal, ProposalIntent, Verifier, Vote, VoteIntent, verify_proposal, verify_vote
+from .messages import (
+    VOTE_TYPES,
+    ConsensusProposal,
+    ConsensusVote,
+    ProposalIntent,
+    Verifier,
+    VoteIntent,
+    verify_proposal,
+    verify_vote,
+)
 
 PROPOSE = "propose"
 STEPS = (PROPOSE, PREVOTE, PRECOMMIT)
@@ -51,7 +60,10 @@ MAX_PROPOSALS_PER_ROUND = 16
 # two quorums still share an honest validator, who votes once.
 MAX_CONFLICTS_PER_SLOT = 4
 
-Block = Any
+# What the machine agrees on. It never looks inside one: it asks `is_valid`,
+# `block_id` and `make_block`, so the node's block (ledger.chain.ChainBlock)
+# and the tests' small fakes both serve.
+ProposedValue = Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +109,16 @@ class Decide:
     height: int
     round: int
     block_hash: str
-    block: Block
-    certificate: tuple[Vote, ...]
+    block: ProposedValue
+    certificate: tuple[ConsensusVote, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """Two conflicting signed messages of one sender, kind and (height, round)."""
 
-    first: Vote | Proposal
-    second: Vote | Proposal
+    first: ConsensusVote | ConsensusProposal
+    second: ConsensusVote | ConsensusProposal
 
 
 Effect = Broadcast | ScheduleTimeout | Decide | Evidence
@@ -146,9 +158,9 @@ class ConsensusMachine:
         height: int,
         validators: list[str],
         me: str | None,
-        is_valid: Callable[[Block], bool],
-        block_id: Callable[[Block], str],
-        make_block: Callable[[], Block],
+        is_valid: Callable[[ProposedValue], bool],
+        block_id: Callable[[ProposedValue], str],
+        make_block: Callable[[], ProposedValue],
         timeouts: Timeouts | None = None,
         verifier: Verifier = verify,
     ) -> None:
@@ -169,22 +181,22 @@ class ConsensusMachine:
 
         self.round = 0
         self.step = PROPOSE
-        self.locked_value: Block = None
+        self.locked_value: ProposedValue = None
         self.locked_round = -1
         # The locked block's id: after a restart the lock may be known from the
         # node's own precommit before (or without) the block itself.
         self._locked_id: str | None = None
-        self.valid_value: Block = None
+        self.valid_value: ProposedValue = None
         self.valid_round = -1
         self.decision: Decide | None = None
         self.evidence: list[Evidence] = []
 
         self._started = False
-        self._proposals: dict[int, dict[str, Proposal]] = {}
+        self._proposals: dict[int, dict[str, ConsensusProposal]] = {}
         # First vote per validator, per (type, round): the "anything" tallies.
-        self._votes: dict[tuple[str, int], dict[str, Vote]] = {}
+        self._votes: dict[tuple[str, int], dict[str, ConsensusVote]] = {}
         # Every counted vote, per (type, round, block_hash): the per-value tallies.
-        self._tally: dict[tuple[str, int, str | None], dict[str, Vote]] = {}
+        self._tally: dict[tuple[str, int, str | None], dict[str, ConsensusVote]] = {}
         self._conflicts: dict[tuple[str, int, str], int] = {}
         self._senders: dict[int, set[str]] = {}
         self._evidence_keys: set[tuple[str, int, str]] = set()
@@ -231,8 +243,8 @@ class ConsensusMachine:
         self,
         *,
         round_: int,
-        locked: tuple[int, str, Block] | None = None,
-        valid: tuple[int, str, Block] | None = None,
+        locked: tuple[int, str, ProposedValue] | None = None,
+        valid: tuple[int, str, ProposedValue] | None = None,
     ) -> None:
         """Before start: restore what a restarted node had reached, from its own signatures.
 
@@ -258,12 +270,12 @@ class ConsensusMachine:
             self._evaluate()
         return self._drain()
 
-    def on_proposal(self, proposal: Proposal) -> list[Effect]:
+    def on_proposal(self, proposal: ConsensusProposal) -> list[Effect]:
         if self.decision is None and self._accept_proposal(proposal):
             self._evaluate()
         return self._drain()
 
-    def on_vote(self, vote: Vote) -> list[Effect]:
+    def on_vote(self, vote: ConsensusVote) -> list[Effect]:
         if self.decision is None and self._accept_vote(vote):
             self._evaluate()
         return self._drain()
@@ -278,7 +290,7 @@ class ConsensusMachine:
 
     # ---- message intake: what counts, and what is evidence ---------------
 
-    def _accept_vote(self, vote: Vote) -> bool:
+    def _accept_vote(self, vote: ConsensusVote) -> bool:
         """Store a vote if it counts; True when the message log changed."""
         if not self._well_formed_vote(vote):
             return False
@@ -301,7 +313,7 @@ class ConsensusMachine:
         self._senders.setdefault(vote.round, set()).add(vote.sender)
         return True
 
-    def _well_formed_vote(self, vote: Vote) -> bool:
+    def _well_formed_vote(self, vote: ConsensusVote) -> bool:
         return (
             vote.type in VOTE_TYPES
             and vote.height == self.height
@@ -310,7 +322,7 @@ class ConsensusMachine:
             and (vote.block_hash is None or isinstance(vote.block_hash, str))
         )
 
-    def _accept_proposal(self, proposal: Proposal) -> bool:
+    def _accept_proposal(self, proposal: ConsensusProposal) -> bool:
         if not self._well_formed_proposal(proposal):
             return False
         held = self._proposals.setdefault(proposal.round, {})
@@ -329,7 +341,7 @@ class ConsensusMachine:
         self._senders.setdefault(proposal.round, set()).add(proposal.sender)
         return True
 
-    def _well_formed_proposal(self, proposal: Proposal) -> bool:
+    def _well_formed_proposal(self, proposal: ConsensusProposal) -> bool:
         return (
             proposal.height == self.height
             and _is_round(proposal.round)
@@ -340,7 +352,12 @@ class ConsensusMachine:
             and proposal.sender == self.proposer(proposal.round)
         )
 
-    def _record_evidence(self, key: tuple[str, int, str], first: Vote | Proposal, second: Vote | Proposal) -> None:
+    def _record_evidence(
+        self,
+        key: tuple[str, int, str],
+        first: ConsensusVote | ConsensusProposal,
+        second: ConsensusVote | ConsensusProposal,
+    ) -> None:
         if first == second or key in self._evidence_keys:
             return
         self._evidence_keys.add(key)
@@ -486,12 +503,12 @@ class ConsensusMachine:
         action()
         return True
 
-    def _first_proposal(self, round_: int) -> Proposal | None:
+    def _first_proposal(self, round_: int) -> ConsensusProposal | None:
         """The proposal this node prevotes on: the first one it accepted for the round."""
         held = self._proposals.get(round_)
         return next(iter(held.values())) if held else None
 
-    def _backed_proposal(self, vote_type: str, round_: int) -> Proposal | None:
+    def _backed_proposal(self, vote_type: str, round_: int) -> ConsensusProposal | None:
         """A valid proposal of `round_` with a quorum of `vote_type` votes for its block.
 
         With fewer than a third Byzantine, two quorums share an honest
@@ -502,13 +519,13 @@ class ConsensusMachine:
                 return proposal
         return None
 
-    def _matching(self, vote_type: str, round_: int, block_hash: str | None) -> list[Vote]:
+    def _matching(self, vote_type: str, round_: int, block_hash: str | None) -> list[ConsensusVote]:
         return list(self._tally.get((vote_type, round_, block_hash), {}).values())
 
     def _count(self, vote_type: str, round_: int, block_hash: str | None) -> int:
         return len(self._matching(vote_type, round_, block_hash))
 
-    def _valid(self, proposal: Proposal) -> bool:
+    def _valid(self, proposal: ConsensusProposal) -> bool:
         # valid(v) may execute the block; its answer cannot change within a
         # height (same parent, same state), so ask once per block hash.
         known = self._validity.get(proposal.block_hash)
@@ -516,10 +533,10 @@ class ConsensusMachine:
             known = self._validity[proposal.block_hash] = bool(self._is_valid(proposal.block))
         return known
 
-    def _is_locked_on(self, proposal: Proposal) -> bool:
+    def _is_locked_on(self, proposal: ConsensusProposal) -> bool:
         return self._locked_id is not None and self._locked_id == proposal.block_hash
 
-    def _id_or_none(self, block: Block) -> str | None:
+    def _id_or_none(self, block: ProposedValue) -> str | None:
         return None if block is None else self._block_id(block)
 
     def _drain(self) -> list[Effect]:

@@ -5,7 +5,7 @@ the caller records durably that it is about to sign (no double-sign across a
 crash), signs with `sign_intent`, broadcasts, and feeds the signed message
 back into its own machine like any other.
 
-Vote signatures are exactly PROTOCOL.md section 4 bytes (`vote_bytes`), so a
+ConsensusVote signatures are exactly PROTOCOL.md section 4 bytes (`vote_bytes`), so a
 quorum of precommits collected here is already a commit certificate.
 """
 
@@ -22,10 +22,10 @@ from consortium_protocol.votes import PRECOMMIT, PREVOTE, vote_bytes
 __all__ = [
     "PRECOMMIT",
     "PREVOTE",
-    "Proposal",
+    "ConsensusProposal",
+    "ConsensusVote",
     "ProposalIntent",
     "Verifier",
-    "Vote",
     "VoteIntent",
     "certificate_entries",
     "proposal_bytes",
@@ -44,7 +44,7 @@ Verifier = Callable[[str, bytes, str], bool]
 
 
 @dataclass(frozen=True, slots=True)
-class Vote:
+class ConsensusVote:
     """PREVOTE or PRECOMMIT for `block_hash`, or for nil when it is None."""
 
     type: str
@@ -56,7 +56,7 @@ class Vote:
 
 
 @dataclass(frozen=True, slots=True)
-class Proposal:
+class ConsensusProposal:
     """PROPOSAL(height, round, block, valid_round), signed over the block hash only.
 
     `block` is the opaque payload the caller knows how to hash and validate.
@@ -108,14 +108,14 @@ def proposal_bytes(chain_id: str, height: int, round_: int, block_hash: str, val
     )
 
 
-def sign_vote(key: SigningKey, chain_id: str, intent: VoteIntent) -> Vote:
+def sign_vote(key: SigningKey, chain_id: str, intent: VoteIntent) -> ConsensusVote:
     message = vote_bytes(intent.type, chain_id, intent.height, intent.round, intent.block_hash)
-    return Vote(intent.type, intent.height, intent.round, intent.block_hash, key.public_key, key.sign(message))
+    return ConsensusVote(intent.type, intent.height, intent.round, intent.block_hash, key.public_key, key.sign(message))
 
 
-def sign_proposal(key: SigningKey, chain_id: str, intent: ProposalIntent) -> Proposal:
+def sign_proposal(key: SigningKey, chain_id: str, intent: ProposalIntent) -> ConsensusProposal:
     message = proposal_bytes(chain_id, intent.height, intent.round, intent.block_hash, intent.valid_round)
-    return Proposal(
+    return ConsensusProposal(
         intent.height,
         intent.round,
         intent.block_hash,
@@ -126,23 +126,25 @@ def sign_proposal(key: SigningKey, chain_id: str, intent: ProposalIntent) -> Pro
     )
 
 
-def sign_intent(key: SigningKey, chain_id: str, intent: VoteIntent | ProposalIntent) -> Vote | Proposal:
+def sign_intent(
+    key: SigningKey, chain_id: str, intent: VoteIntent | ProposalIntent
+) -> ConsensusVote | ConsensusProposal:
     if isinstance(intent, VoteIntent):
         return sign_vote(key, chain_id, intent)
     return sign_proposal(key, chain_id, intent)
 
 
-def verify_vote(chain_id: str, vote: Vote, verifier: Verifier = verify) -> bool:
+def verify_vote(chain_id: str, vote: ConsensusVote, verifier: Verifier = verify) -> bool:
     message = vote_bytes(vote.type, chain_id, vote.height, vote.round, vote.block_hash)
     return verifier(vote.sender, message, vote.signature)
 
 
-def verify_proposal(chain_id: str, proposal: Proposal, verifier: Verifier = verify) -> bool:
+def verify_proposal(chain_id: str, proposal: ConsensusProposal, verifier: Verifier = verify) -> bool:
     message = proposal_bytes(chain_id, proposal.height, proposal.round, proposal.block_hash, proposal.valid_round)
     return verifier(proposal.sender, message, proposal.signature)
 
 
-def certificate_entries(precommits: Iterable[Vote]) -> list[dict[str, Any]]:
+def certificate_entries(precommits: Iterable[ConsensusVote]) -> list[dict[str, Any]]:
     """PROTOCOL.md section 4 certificate form, as `check_certificate` reads it."""
     return [
         {"validator": vote.sender, "round": vote.round, "signature": vote.signature}

@@ -13,7 +13,7 @@ from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import SigningKey
 from consortium_protocol.transactions import SignedTx, parse_envelope, sign_body
 from ledger import budgets, chain, pool
-from ledger.consensus.messages import Proposal
+from ledger.consensus.messages import ConsensusProposal
 from ledger.models import Transaction
 from ledger.services import DatabaseStateReader, already_included
 from node.sync import stored_blocks
@@ -183,7 +183,7 @@ def test_an_oversized_block_is_invalid_before_any_signature_is_checked(kit: Chai
         )
     assert refused.value.code == "block_too_large"
     # A proposal carrying it is refused by the wire parser, so no validator prevotes for it.
-    wire = proposal_to_wire(Proposal(1, 0, block.hash, -1, block.header["proposer"], "f" * 128, block=block))
+    wire = proposal_to_wire(ConsensusProposal(1, 0, block.hash, -1, block.header["proposer"], "f" * 128, block=block))
     from node.wire import message_from_wire
 
     with pytest.raises(ProtocolError, match="bytes"):

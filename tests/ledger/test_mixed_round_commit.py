@@ -16,7 +16,7 @@ from consortium.models import MemberKey, Organisation, Peer, Proposal, Vote
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import SigningKey, verify
 from consortium_protocol.votes import PRECOMMIT, check_certificate, sign_vote, vote_bytes
-from ledger.chain import Block, build_block, check_block
+from ledger.chain import ChainBlock, build_block, check_block
 from ledger.execution import Execution
 from ledger.models import Block as BlockRow
 from ledger.models import Chain, CommitSignature, StateChange, StateEntry, Transaction
@@ -100,7 +100,7 @@ def quartet(db) -> tuple[ChainKit, list[Org]]:
     return ChainKit(orgs, chain_id="mix-chain"), orgs
 
 
-def next_block(kit: ChainKit) -> tuple[Block, Execution]:
+def next_block(kit: ChainKit) -> tuple[ChainBlock, Execution]:
     state = kit.state
     txs = [kit.put(kit.orgs["org1"].writer, "n", f"k{state.tip.height}", 1)]
     block, _ = build_block(
@@ -121,7 +121,7 @@ def next_block(kit: ChainKit) -> tuple[Block, Execution]:
     return block, run
 
 
-def precommits(kit: ChainKit, block: Block, rounds: list[int]) -> list[dict]:
+def precommits(kit: ChainKit, block: ChainBlock, rounds: list[int]) -> list[dict]:
     keys = [kit.node_keys[v] for v in kit.state.membership.validators()]
     return [
         {

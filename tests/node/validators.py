@@ -15,7 +15,7 @@ from typing import Any
 from consortium_protocol.keys import SigningKey, write_key_file
 from consortium_protocol.transactions import sign_body
 from ledger import pool
-from ledger.chain import Block, build_block
+from ledger.chain import ChainBlock, build_block
 from ledger.consensus.machine import Timeouts
 from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
 from ledger.services import DatabaseStateReader, open_chain
@@ -94,7 +94,7 @@ class FourValidators:
             **kwargs,
         )
 
-    def block(self, core: EngineCore, proposer: SigningKey, txs=(), time_offset_ms: int = 5) -> Block:
+    def block(self, core: EngineCore, proposer: SigningKey, txs=(), time_offset_ms: int = 5) -> ChainBlock:
         state = core.state
         block, _ = build_block(
             list(txs),
@@ -106,7 +106,7 @@ class FourValidators:
         )
         return block
 
-    def proposal(self, key: SigningKey, height: int, round_: int, block: Block, valid_round: int = -1) -> dict:
+    def proposal(self, key: SigningKey, height: int, round_: int, block: ChainBlock, valid_round: int = -1) -> dict:
         signed = sign_intent(key, self.chain_id, ProposalIntent(height, round_, block.hash, valid_round, block))
         return message_to_wire(signed)
 

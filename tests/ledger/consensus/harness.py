@@ -24,14 +24,14 @@ from ledger.consensus import (
     PREVOTE,
     Broadcast,
     ConsensusMachine,
+    ConsensusProposal,
+    ConsensusVote,
     Decide,
     Effect,
     Evidence,
-    Proposal,
     ProposalIntent,
     ScheduleTimeout,
     Timeouts,
-    Vote,
     VoteIntent,
     certificate_entries,
     sign_intent,
@@ -40,7 +40,7 @@ from ledger.consensus import (
 )
 
 CHAIN = "consensus-test"
-Message = Proposal | Vote
+Message = ConsensusProposal | ConsensusVote
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class Driver:
     def feed(self, *messages: Message) -> list[Effect]:
         out: list[Effect] = []
         for message in messages:
-            handler = self.machine.on_vote if isinstance(message, Vote) else self.machine.on_proposal
+            handler = self.machine.on_vote if isinstance(message, ConsensusVote) else self.machine.on_proposal
             out += self._loop(handler(message))  # type: ignore[arg-type]
         return out
 
@@ -122,22 +122,26 @@ class Driver:
             seen.append(effect)
             if isinstance(effect, Broadcast) and self.me is not None:
                 signed = sign_intent(self.keys[self.me], CHAIN, effect.intent)
-                handler = self.machine.on_vote if isinstance(signed, Vote) else self.machine.on_proposal
+                handler = self.machine.on_vote if isinstance(signed, ConsensusVote) else self.machine.on_proposal
                 pending += handler(signed)  # type: ignore[arg-type]
         self.effects += seen
         return seen
 
     # ---- crafting messages from the other validators -------------------------
 
-    def vote(self, who: int, vote_type: str, round_: int, block: FakeBlock | None, height: int | None = None) -> Vote:
+    def vote(
+        self, who: int, vote_type: str, round_: int, block: FakeBlock | None, height: int | None = None
+    ) -> ConsensusVote:
         h = self.height if height is None else height
         intent = VoteIntent(vote_type, h, round_, None if block is None else block_id(block))
         return sign_vote(self.keys[who], CHAIN, intent)
 
-    def votes(self, who: list[int], vote_type: str, round_: int, block: FakeBlock | None) -> list[Vote]:
+    def votes(self, who: list[int], vote_type: str, round_: int, block: FakeBlock | None) -> list[ConsensusVote]:
         return [self.vote(i, vote_type, round_, block) for i in who]
 
-    def proposal(self, round_: int, block: FakeBlock, valid_round: int = -1, signer: int | None = None) -> Proposal:
+    def proposal(
+        self, round_: int, block: FakeBlock, valid_round: int = -1, signer: int | None = None
+    ) -> ConsensusProposal:
         who = proposer_index(len(self.keys), self.height, round_) if signer is None else signer
         intent = ProposalIntent(self.height, round_, block_id(block), valid_round, block)
         return sign_proposal(self.keys[who], CHAIN, intent)
@@ -338,7 +342,7 @@ class Sim:
 
     @staticmethod
     def _feed(machine: ConsensusMachine, message: Message) -> list[Effect]:
-        if isinstance(message, Vote):
+        if isinstance(message, ConsensusVote):
             return machine.on_vote(message)
         return machine.on_proposal(message)
 
