@@ -30,7 +30,7 @@ import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.db import connections
 
@@ -159,7 +159,7 @@ class EngineCore:
 
     def _run_height(self) -> None:
         height = self.begin_height()
-        while not self._stopping and not self.driver.machine.done and self.height == height:
+        while not self._stopping and not self.driver.live.done and self.height == height:
             self.step(self._next_input())
 
     def begin_height(self) -> int:
@@ -297,9 +297,8 @@ class EngineCore:
 
     def _status_from_peer(self, peer: str, message: dict[str, Any]) -> None:
         committed, held = message.get("height"), message.get("messages", 0)
-        for value in (committed, held):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ProtocolError("bad_message", "status height and messages are non-negative integers")
+        if not (_is_count(committed) and _is_count(held)):
+            raise ProtocolError("bad_message", "status height and messages are non-negative integers")
         if held > MAX_STATUS_MESSAGES:
             raise ProtocolError("bad_message", "status messages is out of range")
         tip = self.state.tip.height
@@ -321,3 +320,8 @@ class EngineCore:
             self.network.broadcast(status)
         else:
             self.network.send(peer, status)
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    """A non-negative JSON integer (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.utils import timezone
 
@@ -115,7 +115,12 @@ class TxGossip:
             logger.info("rejected %s pending transactions whose signer can never sign again (signer_inactive)", ended)
 
 
-def _tick_budget() -> dict[str, int]:
+class _Budget(TypedDict):
+    max_bytes: int
+    max_count: int
+
+
+def _tick_budget() -> _Budget:
     return {
         "max_bytes": budgets.GOSSIP_BATCH_BYTES * GOSSIP_BATCHES_PER_TICK,
         "max_count": budgets.GOSSIP_BATCH_COUNT * GOSSIP_BATCHES_PER_TICK,

@@ -86,6 +86,13 @@ class HeightDriver:
         self.next_height_at = 0.0  # no start before this (the block interval after a commit)
         self._prepared: dict[str, Execution] = {}
 
+    @property
+    def live(self) -> ConsensusMachine:
+        """The machine of the height begun last (begin() builds it before anything is fed)."""
+        if self.machine is None:
+            raise RuntimeError("no height has begun")
+        return self.machine
+
     def reset(self, height: int) -> None:
         """Forget the last height: its prepared blocks, timers and messages."""
         self._prepared, self.started = {}, False
@@ -129,10 +136,10 @@ class HeightDriver:
             return
         if resuming or self.log.messages or _pool_has_work():
             self.started = True
-            self.carry_out(self.machine.start())
+            self.carry_out(self.live.start())
 
     def on_timeout(self, timeout: Timeout) -> None:
-        self.carry_out(self.machine.on_timeout(timeout.kind, timeout.height, timeout.round))
+        self.carry_out(self.live.on_timeout(timeout.kind, timeout.height, timeout.round))
 
     def feed(self, message: ConsensusVote | ConsensusProposal) -> None:
         """A checked message of this height: logged, then given to the machine."""
@@ -145,9 +152,7 @@ class HeightDriver:
             # the block an earlier round's proposer built, so it cannot.
             return
         self.log.messages[message_key(message)] = message_to_wire(message)
-        effects = (
-            self.machine.on_vote(message) if isinstance(message, ConsensusVote) else self.machine.on_proposal(message)
-        )
+        effects = self.live.on_vote(message) if isinstance(message, ConsensusVote) else self.live.on_proposal(message)
         self.carry_out(effects)
 
     def carry_out(self, effects: list) -> None:
@@ -164,9 +169,7 @@ class HeightDriver:
                 self.log.messages[message_key(signed)] = wire
                 outgoing.append({"type": "consensus", "message": wire})
                 machine_effects = (
-                    self.machine.on_vote(signed)
-                    if isinstance(signed, ConsensusVote)
-                    else self.machine.on_proposal(signed)
+                    self.live.on_vote(signed) if isinstance(signed, ConsensusVote) else self.live.on_proposal(signed)
                 )
                 pending.extend(machine_effects)
             elif isinstance(effect, ScheduleTimeout):
@@ -184,10 +187,10 @@ class HeightDriver:
     # ---- the machine's callbacks and effects ----------------------------------
 
     def _make_block(self) -> ChainBlock:
-        height, round_ = self.machine.height, self.machine.round
+        height, round_ = self.live.height, self.live.round
         logged = self.signing.signed.get((height, round_, "proposal"))
-        if logged is not None:  # resuming after a crash: propose exactly what was signed
-            return logged.block
+        if isinstance(logged, ConsensusProposal) and logged.block is not None:
+            return logged.block  # resuming after a crash: propose exactly what was signed
         return self._build_block()
 
     @fresh_connection

@@ -103,7 +103,7 @@ class EngineHost:
     async def start(self) -> None:
         """Open the chain (initialising it from genesis once) and start the engine thread."""
         self._loop = asyncio.get_running_loop()
-        state = self.state or await asyncio.to_thread(_open, self.home)
+        state = self.state if self.state is not None else await asyncio.to_thread(_open, self.home)
         self.core = EngineCore(
             self.home,
             state,
@@ -118,6 +118,13 @@ class EngineHost:
         self._thread.start()
         self._listener = asyncio.create_task(self._listen())
         logger.info("engine started at height %s", state.tip.height)
+
+    @property
+    def running(self) -> EngineCore:
+        """The core, once start() has built it."""
+        if self.core is None:
+            raise RuntimeError("the engine has not started")
+        return self.core
 
     def _org_of(self, node_key: str) -> str | None:
         peer = self.state.membership.peers.get(node_key) if self.state is not None else None
@@ -134,7 +141,7 @@ class EngineHost:
         """
         try:
             use_dedicated_connection()  # its own connection for life, outside the request pool
-            self.core.run()
+            self.running.run()
         except BaseException:
             logger.critical("the engine failed; the node exits so that it is restarted", exc_info=True)
             os._exit(70)
@@ -172,7 +179,7 @@ class EngineHost:
             return None
         if message.get("type") == "status" and isinstance(message.get("height"), int):
             self._peer_heights[peer] = message["height"]  # explorer: the peer's height on the network page
-        self.core.deliver(peer, message)
+        self.running.deliver(peer, message)
         return None
 
     def _background(self, coro) -> None:
@@ -203,12 +210,13 @@ class EngineHost:
         async with self._admitting:  # one batch at a time; the hub awaits us, which is our backpressure
             created = await asyncio.to_thread(_admit_from_peer, envelopes, self.home.chain_id)
         if created:
-            self.core.note_from_peers(created)
+            self.running.note_from_peers(created)
 
     def _peer_up(self, peer: str) -> None:
-        self.core.peer_up(peer)
+        self.running.peer_up(peer)
         # Explorer feed: the new link's details, as NodeState.links will list them.
-        link = next((info.to_dict() for info in self.hub.links() if info.node_key == peer), None)
+        links = self.hub.links() if self.hub is not None else []
+        link = next((info.to_dict() for info in links if info.node_key == peer), None)
         self._emit({"type": "peer.up", "node_key": peer, "link": link})
 
     def _emit(self, event: dict[str, Any]) -> None:
@@ -257,7 +265,7 @@ class EngineHost:
             await layer.group_add(ENGINE_GROUP, channel)
 
         async def wake(message: dict) -> None:
-            self.core.wake()
+            self.running.wake()
 
         await join()
         try:
@@ -271,7 +279,7 @@ class EngineHost:
             asyncio.run_coroutine_threadsafe(self._publish(committed), self._loop)
 
     async def _publish(self, committed: Committed) -> None:
-        if self.hub is not None:
+        if self.hub is not None and self.state is not None:
             # Admitted, suspended or removed organisations change who we link to.
             self._follow_membership(self.state.membership)
         event = {

@@ -11,6 +11,7 @@ dropped message.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 from consortium_protocol.errors import ProtocolError
@@ -82,7 +83,7 @@ class SignatureCheck:
         self._verified.add((message.sender, signed_bytes(chain_id, message), message.signature))
 
 
-def check_for_height(message: Message, *, validators: frozenset[str] | set[str], proposer) -> None:
+def check_for_height(message: Message, *, validators: Collection[str], proposer: Callable[[int], str]) -> None:
     """Raise unless `message` can count at this height: a validator's, a proposal from its round's proposer."""
     if message.sender not in validators:
         raise ProtocolError("not_validator", "the sender is not a validator at this height")

@@ -11,6 +11,7 @@ from typing import Any
 class Network:
     """Read at call time, so the host can attach its peer hub after the engine is built."""
 
-    broadcast: Callable[..., None] = lambda message, exclude=None: None  # exclude: a peer to leave out
-    send: Callable[[str, dict[str, Any]], None] = lambda peer, message: None
-    disconnect: Callable[[str, str], None] = lambda peer, reason: None  # close a misbehaving peer's link
+    # Each returns whether the hub queued anything; the engine does not wait on that.
+    broadcast: Callable[..., object] = lambda message, exclude=None: None  # exclude: a peer to leave out
+    send: Callable[[str, dict[str, Any]], object] = lambda peer, message: None
+    disconnect: Callable[[str, str], object] = lambda peer, reason: None  # close a misbehaving peer's link

@@ -68,7 +68,7 @@ class ConsensusRelay:
     def from_peer(self, peer: str | None, wire: Any, *, replaying: bool = False) -> None:
         if not isinstance(wire, dict):
             raise ProtocolError("bad_message", "a consensus message is an object")
-        chain_id, machine = self.driver.chain_id, self.driver.machine
+        chain_id, machine = self.driver.chain_id, self.driver.live
         height = wire.get("height")
         if height == self.height + 1 and not replaying:
             # Parsed and signature-checked now; kept within its signer's budget (future.py).
@@ -94,7 +94,7 @@ class ConsensusRelay:
         replaying: bool = False,
     ) -> None:
         """A parsed message of the current height: checked, then bounded by round, then kept, fed and relayed."""
-        machine = self.driver.machine
+        machine = self.driver.live
         if message.height != self.height or message_key(message) in self.driver.log.messages:
             return
         check_for_height(message, validators=machine.validators, proposer=machine.proposer)
@@ -115,7 +115,7 @@ class ConsensusRelay:
         driver = self.driver
         if message_key(message) in driver.log.messages:
             return
-        if not replaying and driver.me in driver.machine.validators:
+        if not replaying and driver.me in driver.live.validators:
             driver.signing.record_seen(wire)
         driver.feed(message)
         # Relay once: a message one correct node received reaches every correct node.
@@ -130,7 +130,7 @@ class ConsensusRelay:
             return
         third = len(machine.validators) // 3 + 1
         for message, wire in self.far_rounds.release(machine.round, third):
-            if self.driver.machine.done or self.height != message.height:
+            if self.driver.live.done or self.height != message.height:
                 return
             self._accept(message, wire)
 

@@ -64,7 +64,7 @@ def header(tx_count: int = 0, chain_id: str = "test-chain") -> dict:
 @given(values=st.lists(json_text, max_size=6), chain_id=st.text(min_size=1, max_size=64))
 def test_block_size_formula_equals_the_canonical_encoding(values: list[str], chain_id: str):
     txs = [unsigned_put(value, nonce) for nonce, value in enumerate(values)]
-    block = chain.Block(header(len(txs), chain_id), txs)
+    block = chain.ChainBlock(header(len(txs), chain_id), txs)
     assert block.encoded_bytes == len(canonical(block.to_wire()))
     for tx in txs:
         assert budgets.envelope_bytes(len(tx.canonical_body), tx.signature) == len(canonical(tx.envelope()))
@@ -78,7 +78,7 @@ def test_the_largest_header_fits_the_header_reserve():
 @settings(max_examples=30, deadline=None)
 @given(values=st.lists(json_text, max_size=4), round_=st.integers(0, 2**53 - 1), signers=st.integers(0, 5))
 def test_sync_entry_size_formula_equals_the_canonical_encoding(values: list[str], round_: int, signers: int):
-    block = chain.Block(header(len(values)), [unsigned_put(v, i) for i, v in enumerate(values)])
+    block = chain.ChainBlock(header(len(values)), [unsigned_put(v, i) for i, v in enumerate(values)])
     commit = [{"validator": f"{i:064x}", "round": round_, "signature": "f" * 128} for i in range(signers)]
     entry = {"block": block.to_wire(), "commit": commit, "round": round_}
     assert budgets.sync_entry_bytes(block.encoded_bytes, commit, round_) == len(canonical(entry))
@@ -153,7 +153,7 @@ def test_the_pool_gives_a_proposer_the_oldest_transactions_that_fit_a_block(kit:
     assert pool.pending(5, max_bytes=budgets.BLOCK_TX_BYTES) == packed[:5]  # the count limit still holds
 
 
-def kit_build(kit: ChainKit, txs: list[SignedTx]) -> tuple[chain.Block, object]:
+def kit_build(kit: ChainKit, txs: list[SignedTx]) -> tuple[chain.ChainBlock, object]:
     state = kit.state
     return chain.build_block(
         txs,

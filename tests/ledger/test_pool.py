@@ -31,7 +31,7 @@ def _wire(txs: list[SignedTx]) -> dict[str, Any]:
         "results_hash": "0" * 64,
         "validators_hash": "0" * 64,
     }
-    return chain.Block(header, txs).to_wire()
+    return chain.ChainBlock(header, txs).to_wire()
 
 
 def test_only_stored_byte_identical_transactions_count_as_verified(kit: ChainKit, orgs: list[Org]):
