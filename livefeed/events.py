@@ -1,11 +1,17 @@
-"""The typed events of the live feed, built once per commit by the engine (node.host).
+"""The typed events of the live feed, and the one place each is built.
+
+The engine's host (node.host) builds every event with the functions below and
+hands it to its publisher (livefeed.publisher); nothing else writes an event's
+shape, so the TypedDicts here are the feed's whole contract with the browser
+(templates/explorer, static/explorer) and the event sockets.
+
 
 The engine publishes every event once, to the channel-layer group of its topic (topic_group);
 livefeed.local forwards each to the sockets subscribed to its topic, so a
 thousand open dashboards cost the engine one group_send per event.
 
 Topics (the event "type" as the browser sees it):
-- block.committed  {height, hash, round, tx_count, time_ms}
+- block.committed  {height, hash, round, tx_count, time_ms, proposer, proposer_org}
 - tx.status        {height, txs: [{tx_id, type, status, code, index}], more}
 - gov.changed      {height, tx_types}: a block changed membership or governance
 - peer.up          {node_key, link}: link is the LinkInfo dict (ledger.models.NodeState.links)
@@ -32,6 +38,8 @@ class BlockCommitted(TypedDict):
     round: int
     tx_count: int
     time_ms: int
+    proposer: str
+    proposer_org: str | None  # None when the proposer's organisation is no longer known
 
 
 class TxStatusRow(TypedDict):
@@ -74,6 +82,33 @@ class ConsensusStep(TypedDict):
 
 
 Event = BlockCommitted | TxStatus | GovChanged | PeerUp | PeerDown | ConsensusStep
+
+
+def block_committed(
+    *, height: int, hash: str, round: int, tx_count: int, time_ms: int, proposer: str, proposer_org: str | None
+) -> BlockCommitted:
+    return {
+        "type": "block.committed",
+        "height": height,
+        "hash": hash,
+        "round": round,
+        "tx_count": tx_count,
+        "time_ms": time_ms,
+        "proposer": proposer,
+        "proposer_org": proposer_org,
+    }
+
+
+def peer_up(node_key: str, link: PeerLink | None) -> PeerUp:
+    return {"type": "peer.up", "node_key": node_key, "link": link}
+
+
+def peer_down(node_key: str) -> PeerDown:
+    return {"type": "peer.down", "node_key": node_key}
+
+
+def consensus_step(height: int, round: int, step: str) -> ConsensusStep:
+    return {"type": "consensus.step", "height": height, "round": round, "step": step}
 
 
 def topic_group(topic: str) -> str:

@@ -9,12 +9,11 @@ the dashboard feed must never disturb the engine.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from livefeed.events import commit_events, topic_group
+from livefeed.events import BlockCommitted, Event, commit_events, topic_group
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +21,7 @@ logger = logging.getLogger(__name__)
 class ChannelLayerPublisher:
     """Publishes to the process's channel layer (none configured: nothing is sent)."""
 
-    async def publish(self, event: dict[str, Any]) -> None:
+    async def publish(self, event: Event) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
@@ -31,7 +30,7 @@ class ChannelLayerPublisher:
         except Exception:  # the dashboard feed must never disturb the engine
             logger.warning("could not publish %s", event["type"], exc_info=True)
 
-    async def publish_block(self, event: dict[str, Any]) -> None:
+    async def publish_block(self, event: BlockCommitted) -> None:
         """block.committed, then tx.status and gov.changed for that block: one indexed read (commit_events)."""
         layer = get_channel_layer()
         if layer is None:

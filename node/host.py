@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -30,6 +30,7 @@ from consortium_protocol.errors import ProtocolError
 from ledger import pool
 from ledger.consensus.machine import Timeouts
 from ledger.services import LedgerState, open_chain
+from livefeed import events
 from node.core import Committed, EngineCore
 from node.dbwork import on_worker
 from node.home import NodeHome
@@ -162,7 +163,7 @@ class EngineHost:
         hub.set_handlers(
             on_message=self._from_peer,
             on_peer_up=self._peer_up,
-            on_peer_down=lambda peer: self._emit({"type": "peer.down", "node_key": peer}),  # explorer feed
+            on_peer_down=lambda peer: self._emit(events.peer_down(peer)),  # explorer feed
         )
 
     def _from_peer(self, peer: str, message: dict) -> Awaitable[None] | None:
@@ -217,9 +218,9 @@ class EngineHost:
         # Explorer feed: the new link's details, as NodeState.links will list them.
         links = self.hub.links() if self.hub is not None else []
         link = next((info.to_dict() for info in links if info.node_key == peer), None)
-        self._emit({"type": "peer.up", "node_key": peer, "link": link})
+        self._emit(events.peer_up(peer, link))
 
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, event: events.Event) -> None:
         """Explorer feed: publish one event from this loop without waiting for it."""
         self._background(self.publisher.publish(event))  # a strong reference until it is done
 
@@ -235,7 +236,7 @@ class EngineHost:
                 step = (self.core.height, machine.round, machine.step) if machine is not None else None
                 if step is not None and step != self._last_step:
                     self._last_step = step
-                    self._emit({"type": "consensus.step", "height": step[0], "round": step[1], "step": step[2]})
+                    self._emit(events.consensus_step(*step))
             await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
@@ -282,15 +283,14 @@ class EngineHost:
         if self.hub is not None and self.state is not None:
             # Admitted, suspended or removed organisations change who we link to.
             self._follow_membership(self.state.membership)
-        event = {
-            "type": "block.committed",
-            "height": committed.height,
-            "hash": committed.hash,
-            "round": committed.round,
-            "tx_count": committed.tx_count,
-            "time_ms": committed.time_ms,
-            "proposer": committed.proposer,
-            "proposer_org": self._org_of(committed.proposer),
-        }
+        event = events.block_committed(
+            height=committed.height,
+            hash=committed.hash,
+            round=committed.round,
+            tx_count=committed.tx_count,
+            time_ms=committed.time_ms,
+            proposer=committed.proposer,
+            proposer_org=self._org_of(committed.proposer),
+        )
         # Explorer feed: then tx.status and gov.changed for this block (livefeed.events).
         await self.publisher.publish_block(event)
