@@ -1,7 +1,7 @@
 """Membership state: a projection of the genesis file and committed transactions.
 
 Nothing here is edited directly. The block executor computes the new state in
-memory (consortium_protocol.membership) and `consortium.services.persist_membership`
+memory (consortium_protocol.membership) and `consortium.projection.persist_membership`
 writes it in the same database transaction as the block, so these tables
 always describe the state after the last committed block.
 

@@ -26,7 +26,7 @@ from typing import Any
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
-from consortium.approvals import standings
+from consortium.standings import standings
 from consortium.models import MemberKey, Organisation, Peer, Proposal
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.merkle import verify_inclusion
@@ -372,7 +372,7 @@ def organisations() -> dict[str, Any]:
 
 
 def governance_timeline(proposals: Any, limit: int = PAGE) -> list[dict[str, Any]]:
-    """Proposals newest first with their votes and progress (consortium.approvals' rule)."""
+    """Proposals newest first with their votes and progress (consortium.standings' rule)."""
     chosen = list(
         proposals.select_related("proposer_org")
         .prefetch_related("votes__org")

@@ -1,4 +1,4 @@
-"""Writes of the membership projection; only the block commit calls these."""
+"""The membership projection: its writes (only the block commit calls these) and its read-back at start-up."""
 
 from __future__ import annotations
 
