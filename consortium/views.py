@@ -26,10 +26,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from consortium import actions
-from consortium.standings import open_standings, recently_decided, transaction_statuses
 from consortium.forms import ApplicationForm, MemberAddForm, RevokeForm, SuspendForm, VoteForm
 from consortium.models import Application, MemberKey
 from consortium.permissions import GOVERN, can_govern
+from consortium.standings import open_standings, recently_decided, transaction_statuses
 from consortium.throttle import Window, client_address
 from ledger.pool import Admission
 from node.home import NodeHome
