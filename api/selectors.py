@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from consortium.models import Peer
+from consortium.selectors import validator_peers
 from ledger.models import Chain, Transaction
 from ledger.selectors import connected_peers, engine_progress, latest_block
 from node.runtime import node_public_key
@@ -20,7 +21,7 @@ def node_status() -> dict[str, Any]:
         "node_key": node_public_key(),
         "height": height,
         "latest_hash": latest_hash,
-        "validators": sorted(p.node_key for p in peers if p.validator and p.org.status == "active"),
+        "validators": list(validator_peers().values_list("node_key", flat=True)),
         "peers": [
             {
                 "node_key": p.node_key,

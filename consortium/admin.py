@@ -5,8 +5,9 @@ nobody adds, changes or deletes them here. Applications are off-chain but are
 what an applicant submitted, so they are not edited either. An admin of this
 node's organisation (permission `consortium.govern`) acts through the actions
 below, each of which signs one transaction with the node's org_key
-(consortium.governance) per selected row; adding a member key has its own
-small form on the members page.
+(consortium.actions, imported as `signed` because a ModelAdmin's own
+`actions` attribute is the list of these buttons) per selected row; adding a
+member key has its own small form on the members page.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.db.models import Model
 from django.http import HttpRequest
 
 from common.admin import ReadOnlyAdmin
-from consortium import governance
+from consortium import actions as signed
 from consortium.models import Application, MemberKey, Organisation, Peer, Proposal, Vote
 from consortium.permissions import can_govern
 from consortium.views import remember_transaction
@@ -43,14 +44,14 @@ class GovernedAdmin(ReadOnlyAdmin):
     ) -> None:
         """Sign one transaction per row, reporting each outcome as a message."""
         try:
-            home = governance.node_home()
-        except governance.GovernanceError as error:
+            home = signed.node_home()
+        except signed.GovernanceError as error:
             self.message_user(request, error.message, messages.ERROR)
             return
         for row in rows:
             try:
                 admission = act(row, home)
-            except governance.GovernanceError as error:
+            except signed.GovernanceError as error:
                 self.message_user(request, f"{what(row)} was not signed. {error.message}", messages.ERROR)
                 continue
             remember_transaction(request, admission.tx_id)
@@ -76,7 +77,7 @@ class OrganisationAdmin(GovernedAdmin):
         self.sign_each(
             request,
             queryset,
-            lambda org, home: governance.propose_suspension(org_id=org.org_id, home=home),
+            lambda org, home: signed.propose_suspension(org_id=org.org_id, home=home),
             lambda org: f"Suspension of {org.org_id}",
         )
 
@@ -93,7 +94,7 @@ class MemberKeyAdmin(GovernedAdmin):
         self.sign_each(
             request,
             queryset,
-            lambda member, home: governance.revoke_member(key=member.key, home=home),
+            lambda member, home: signed.revoke_member(key=member.key, home=home),
             lambda member: f"Revoking {member.key[:12]}…",
         )
 
@@ -139,7 +140,7 @@ class ProposalAdmin(GovernedAdmin):
         self.sign_each(
             request,
             queryset,
-            lambda p, home: governance.vote(proposal_id=p.proposal_id, approve=approve, home=home),
+            lambda p, home: signed.vote(proposal_id=p.proposal_id, approve=approve, home=home),
             lambda p: f"{'Approval' if approve else 'Rejection'} of {p.proposal_id}",
         )
 
@@ -156,11 +157,11 @@ class ApplicationAdmin(GovernedAdmin):
         self.sign_each(
             request,
             queryset,
-            lambda application, home: governance.propose_admission(application=application, home=home),
+            lambda application, home: signed.propose_admission(application=application, home=home),
             lambda application: f"Proposal to admit {application.org_id}",
         )
 
     @admin.action(description="Dismiss the selected applications (nothing is signed)", permissions=("govern",))
     def dismiss(self, request: HttpRequest, queryset: Any) -> None:
-        dismissed = sum(governance.dismiss_application(application=a) for a in queryset)
+        dismissed = sum(signed.dismiss_application(application=a) for a in queryset)
         self.message_user(request, f"Dismissed {dismissed} application(s); only new ones can be dismissed.")

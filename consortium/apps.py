@@ -9,7 +9,7 @@ class ConsortiumConfig(AppConfig):
 
     def ready(self) -> None:
         # The ledger reads and writes the membership through this store (ledger.membership_store).
-        from consortium.services import MembershipProjection
+        from consortium.projection import MembershipProjection
         from ledger.membership_store import provide_membership_store
 
         provide_membership_store(MembershipProjection())

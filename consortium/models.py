@@ -1,7 +1,7 @@
 """Membership state: a projection of the genesis file and committed transactions.
 
 Nothing here is edited directly. The block executor computes the new state in
-memory (consortium_protocol.membership) and `consortium.services.persist_membership`
+memory (consortium_protocol.membership) and `consortium.projection.persist_membership`
 writes it in the same database transaction as the block, so these tables
 always describe the state after the last committed block.
 
@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from django.db import models
 
+from consortium_protocol import membership as protocol
+
 
 class Organisation(models.Model):
     class Status(models.TextChoices):
-        ACTIVE = "active"
-        SUSPENDED = "suspended"
-        REMOVED = "removed"
+        # consortium_protocol.membership.ORG_STATUSES
+        ACTIVE = protocol.ACTIVE
+        SUSPENDED = protocol.SUSPENDED
+        REMOVED = protocol.REMOVED
 
     org_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=128)
@@ -37,8 +40,9 @@ class MemberKey(models.Model):
     """An admin or member key of an organisation, with its roles."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active"
-        REVOKED = "revoked"
+        # consortium_protocol.membership.KEY_STATUSES
+        ACTIVE = protocol.ACTIVE
+        REVOKED = protocol.REVOKED
 
     key = models.CharField(max_length=64, unique=True)
     org = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="member_keys")
@@ -70,9 +74,10 @@ class Peer(models.Model):
 
 class Proposal(models.Model):
     class Status(models.TextChoices):
-        OPEN = "open"
-        PASSED = "passed"
-        FAILED = "failed"
+        # consortium_protocol.membership.PROPOSAL_STATUSES
+        OPEN = protocol.OPEN
+        PASSED = protocol.PASSED
+        FAILED = protocol.FAILED
 
     proposal_id = models.CharField(max_length=128, unique=True)
     action = models.CharField(max_length=16)

@@ -1,4 +1,4 @@
-"""Reads of the membership projection for the REST API."""
+"""Reads of the membership projection: the validators in force, and the organisations for the REST API."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from consortium.models import MemberKey, Organisation, Peer
+
+
+def validator_peers() -> QuerySet[Peer]:
+    """The validators in force: validator peers of active organisations, by node key.
+
+    The projection's form of consortium_protocol.membership.Membership.validators(),
+    for the pages, probes and /status (the peers table holds tens of rows).
+    """
+    active = Peer.objects.filter(validator=True, org__status=Organisation.Status.ACTIVE)
+    return active.select_related("org").order_by("node_key")
 
 
 def _organisations() -> QuerySet[Organisation]:

@@ -9,7 +9,7 @@ Who may do what:
   POSTs an action gets 403.
 
 Every action signs one transaction with the node's org_key through
-consortium.governance and redirects back with a message naming its tx_id; the
+consortium.actions and redirects back with a message naming its tx_id; the
 approvals page then shows that transaction's status as blocks commit it.
 """
 
@@ -25,11 +25,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from consortium import governance
-from consortium.approvals import open_standings, recently_decided, transaction_statuses
+from consortium import actions
 from consortium.forms import ApplicationForm, MemberAddForm, RevokeForm, SuspendForm, VoteForm
 from consortium.models import Application, MemberKey
 from consortium.permissions import GOVERN, can_govern
+from consortium.standings import open_standings, recently_decided, transaction_statuses
 from consortium.throttle import Window, client_address
 from ledger.pool import Admission
 from node.home import NodeHome
@@ -77,7 +77,7 @@ def apply(request: HttpRequest) -> HttpResponse:
         return render(request, "consortium/apply.html", {"form": ApplicationForm()}, status=429)
     form = ApplicationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        application = governance.store_application(org=form.cleaned_data["org"], contact=form.cleaned_data["contact"])
+        application = actions.store_application(org=form.cleaned_data["org"], contact=form.cleaned_data["contact"])
         APPLIED.count(address)
         messages.success(request, f"Thank you: the application of {application.org_id} awaits review by the admins.")
         return redirect("apply")
@@ -96,20 +96,20 @@ def vote(request: HttpRequest) -> HttpResponse:
         return _invalid(request, form, "governance-approvals")
     proposal_id, approve = form.cleaned_data["proposal_id"], form.cleaned_data["approve"]
     what = f"{'Approval' if approve else 'Rejection'} of {proposal_id}"
-    return _act(request, lambda home: governance.vote(proposal_id=proposal_id, approve=approve, home=home), what)
+    return _act(request, lambda home: actions.vote(proposal_id=proposal_id, approve=approve, home=home), what)
 
 
 @govern_action
 def propose_admission(request: HttpRequest, pk: int) -> HttpResponse:
     application = get_object_or_404(Application, pk=pk)
     what = f"Proposal to admit {application.org_id}"
-    return _act(request, lambda home: governance.propose_admission(application=application, home=home), what)
+    return _act(request, lambda home: actions.propose_admission(application=application, home=home), what)
 
 
 @govern_action
 def dismiss_application(request: HttpRequest, pk: int) -> HttpResponse:
     application = get_object_or_404(Application, pk=pk)
-    if governance.dismiss_application(application=application):
+    if actions.dismiss_application(application=application):
         messages.success(request, f"The application of {application.org_id} was dismissed (nothing was signed).")
     else:
         messages.error(request, f"The application of {application.org_id} is no longer new.")
@@ -123,7 +123,7 @@ def propose_suspension(request: HttpRequest) -> HttpResponse:
         return _invalid(request, form, "governance-approvals")
     org_id = form.cleaned_data["org_id"]
     what = f"Suspension of {org_id}"
-    return _act(request, lambda home: governance.propose_suspension(org_id=org_id, home=home), what)
+    return _act(request, lambda home: actions.propose_suspension(org_id=org_id, home=home), what)
 
 
 @govern_action
@@ -135,7 +135,7 @@ def add_member(request: HttpRequest) -> HttpResponse:
     what = f"Adding member {data['key'][:12]}…"
     return _act(
         request,
-        lambda home: governance.add_member(key=data["key"], roles=data["roles"], label=data["label"], home=home),
+        lambda home: actions.add_member(key=data["key"], roles=data["roles"], label=data["label"], home=home),
         what,
         back="governance-members",
     )
@@ -148,7 +148,7 @@ def revoke_member(request: HttpRequest) -> HttpResponse:
         return _invalid(request, form, "governance-members")
     key = form.cleaned_data["key"]
     what = f"Revoking member {key[:12]}…"
-    return _act(request, lambda home: governance.revoke_member(key=key, home=home), what, back="governance-members")
+    return _act(request, lambda home: actions.revoke_member(key=key, home=home), what, back="governance-members")
 
 
 # Helpers -----------------------------------------------------------------
@@ -158,8 +158,8 @@ def _act(
     request: HttpRequest, action: Callable[[NodeHome], Admission], what: str, back: str = "governance-approvals"
 ) -> HttpResponse:
     try:
-        admission = action(governance.node_home())
-    except governance.GovernanceError as error:
+        admission = action(actions.node_home())
+    except actions.GovernanceError as error:
         messages.error(request, f"{what} was not signed. {error.message}")
         return redirect(back)
     remember_transaction(request, admission.tx_id)
@@ -189,10 +189,10 @@ def _signer_context(request: HttpRequest) -> dict[str, Any]:
     """Whether this user may act and this node can sign; never the key itself, only its public half."""
     context: dict[str, Any] = {"can_govern": can_govern(request.user), "signer": None, "own_org": None}
     try:
-        home = governance.node_home()
-        context["signer"] = governance.org_key_of(home).public_key
-        context["own_org"] = governance.own_org(home)
-    except governance.GovernanceError as error:
+        home = actions.node_home()
+        context["signer"] = actions.org_key_of(home).public_key
+        context["own_org"] = actions.own_org(home)
+    except actions.GovernanceError as error:
         context["signing_problem"] = error.message
     return context
 

@@ -20,25 +20,25 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TypedDict
 
 from django.db.models import Max, Q, Sum
-from django.utils import timezone
 
-from consortium.approvals import standings
 from consortium.models import MemberKey, Organisation, Peer, Proposal
+from consortium.selectors import validator_peers
+from consortium.standings import standings
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.merkle import verify_inclusion
+from consortium_protocol.votes import link_health, quorum
 from ledger import selectors as ledger_selectors
-from ledger.models import Block, CommitSignature, Evidence, NodeState, StateEntry, Transaction
+from ledger.models import Block, CommitSignature, Evidence, StateEntry, Transaction
 from node.runtime import node_public_key
 
 PAGE = 50
 CHART_BLOCKS = 60  # the per-block charts show the newest 60 blocks
 CHART_MINUTES = 15  # the per-minute chart covers the last 15 minutes
 TX_MINUTE_CAP = 20000  # blocks read for the per-minute chart at most (a block a second is 900)
-STALE_SECONDS = 5  # the engine reports every second; older than this, it is not running
 BLOCK_TXS_SHOWN = 200  # a block page lists this many transactions, then links to the next ones
 NAMESPACES_SHOWN = 100
 
@@ -65,7 +65,9 @@ class LatestTransaction(TypedDict):
 class NetworkHealth(TypedDict):
     validators: int
     validator_keys: list[str]
+    validating: bool  # this node is a validator: it counts itself towards the quorum
     connected_validators: int
+    needed: int  # validators it must hear from (consortium_protocol.votes.link_health)
     quorum: int
     below_quorum: bool
     linked: list[str]
@@ -101,42 +103,44 @@ def key_labels(keys: set[str]) -> dict[str, KeyLabel]:
 
 
 def validators() -> list[dict[str, Any]]:
-    """Validators of active organisations now (peers table: tens of rows)."""
-    rows = Peer.objects.filter(validator=True, org__status=Organisation.Status.ACTIVE).select_related("org")
-    return [{"node_key": p.node_key, "org_id": p.org.org_id, "url": p.url} for p in rows.order_by("node_key")]
-
-
-def quorum(size: int) -> int:
-    """Votes needed for a BFT quorum of `size` validators: more than two thirds."""
-    return size * 2 // 3 + 1
+    """Validators of active organisations now (consortium.selectors.validator_peers: tens of rows)."""
+    return [{"node_key": p.node_key, "org_id": p.org.org_id, "url": p.url} for p in validator_peers()]
 
 
 # ---- the node's own report ---------------------------------------------------
 
 
 def node_report() -> dict[str, Any]:
-    """NodeState (the engine keeps exactly one row), with its staleness and well-formed links."""
-    state = NodeState.objects.values().first()
-    if state is None:
+    """The engine's report (ledger.selectors.engine_report, the read /readyz uses), with its staleness."""
+    report = ledger_selectors.engine_report()
+    if report is None:
         return {"known": False, "stale": True, "links": [], "node_key": node_public_key()}
-    age = (timezone.now() - state["updated_at"]).total_seconds()
-    links = [link for link in state["links"] if isinstance(link, dict) and isinstance(link.get("node_key"), str)]
-    return {**state, "known": True, "age_s": age, "stale": age > STALE_SECONDS, "links": links}
+    return {**asdict(report), "known": True, "age_s": report.age_seconds(), "stale": report.stale}
 
 
 def network_health(report: dict[str, Any]) -> NetworkHealth:
-    """How many validators this node can hear from, against the quorum it needs."""
+    """How many validators this node can hear from, against what it needs.
+
+    The need is consortium_protocol.votes.link_health's, the rule of /readyz:
+    a validator needs a quorum counting itself (while its engine runs), a
+    node that only follows needs f + 1 validators linked.
+    """
     vals = validators()
+    keys = [v["node_key"] for v in vals]
     linked = {link["node_key"] for link in report["links"]}
     me = report.get("node_key")
-    connected = sum(1 for v in vals if v["node_key"] in linked or (v["node_key"] == me and not report["stale"]))
-    need = quorum(len(vals)) if vals else 0
+    links = link_health(keys, linked, me)
+    counts_itself = links.validating and not report["stale"]
+    connected = links.linked + counts_itself
+    needed = links.needed + links.validating
     return {
         "validators": len(vals),
-        "validator_keys": [v["node_key"] for v in vals],
+        "validator_keys": keys,
+        "validating": links.validating,
         "connected_validators": connected,
-        "quorum": need,
-        "below_quorum": bool(vals) and connected < need,
+        "needed": needed,
+        "quorum": quorum(len(vals)) if vals else 0,
+        "below_quorum": bool(vals) and connected < needed,
         "linked": sorted(linked),
         "engine_stale": report["stale"],
         "me": me,
@@ -402,7 +406,7 @@ def organisations() -> dict[str, Any]:
 
 
 def governance_timeline(proposals: Any, limit: int = PAGE) -> list[dict[str, Any]]:
-    """Proposals newest first with their votes and progress (consortium.approvals' rule)."""
+    """Proposals newest first with their votes and progress (consortium.standings' rule)."""
     chosen = list(
         proposals.select_related("proposer_org")
         .prefetch_related("votes__org")

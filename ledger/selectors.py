@@ -6,14 +6,16 @@ names first), so a query never sees a value the database would refuse.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 from django.db.models import Max, Q
+from django.utils import timezone
 
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.merkle import audit_path
-from ledger.models import Block, Chain, NodeState, StateChange, StateEntry, Transaction
+from ledger.models import Block, Chain, NodeState, PeerLink, StateChange, StateEntry, Transaction
 
 if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
     from consortium_protocol.blocks import BlockHeader
@@ -178,10 +180,63 @@ def state_history(namespace: str, key: str, before: tuple[int, int] | None, limi
     return changes
 
 
+REPORT_MAX_AGE_SECONDS = 5.0  # the engine reports every second (node.core.STATUS_SECONDS); older, it is not running
+
+
+@dataclass(frozen=True)
+class EngineReport:
+    """The engine's last self-report (ledger.models.NodeState), as web workers see it.
+
+    The one read of NodeState for readiness, metrics, /status and the
+    explorer, so they all see the same links and the same staleness.
+    """
+
+    node_key: str
+    height: int
+    round: int
+    step: str
+    syncing: bool
+    sync_target: int
+    links: list[PeerLink]  # the well-formed entries only: objects with a node_key string
+    updated_at: datetime
+
+    def age_seconds(self) -> float:
+        return (timezone.now() - self.updated_at).total_seconds()
+
+    @property
+    def stale(self) -> bool:
+        """Whether the engine has stopped reporting (its report is older than REPORT_MAX_AGE_SECONDS)."""
+        return self.age_seconds() > REPORT_MAX_AGE_SECONDS
+
+    def linked_keys(self) -> set[str]:
+        return {link["node_key"] for link in self.links}
+
+
+def engine_report() -> EngineReport | None:
+    row = NodeState.objects.first()  # the one row, whatever its id
+    if row is None:
+        return None
+    stored = row.links if isinstance(row.links, list) else []
+    # JSON as the engine wrote it (peers.link.LinkInfo.to_dict), so each well-formed object is a PeerLink.
+    links = cast(
+        "list[PeerLink]", [link for link in stored if isinstance(link, dict) and isinstance(link.get("node_key"), str)]
+    )
+    return EngineReport(
+        node_key=row.node_key,
+        height=row.height,
+        round=row.round,
+        step=row.step,
+        syncing=row.syncing,
+        sync_target=row.sync_target,
+        links=links,
+        updated_at=row.updated_at,
+    )
+
+
 def connected_peers() -> set[str]:
     """Node keys of the peers the engine last reported a live link to (ledger.models.NodeState)."""
-    links = NodeState.objects.values_list("links", flat=True).first() or []
-    return {link["node_key"] for link in links if isinstance(link, dict) and isinstance(link.get("node_key"), str)}
+    report = engine_report()
+    return report.linked_keys() if report is not None else set()
 
 
 def latest_block() -> tuple[int, str] | None:

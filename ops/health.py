@@ -15,16 +15,14 @@ from dataclasses import asdict, dataclass
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, connection
-from django.utils import timezone
 
-from consortium_protocol.votes import quorum, third
+from consortium_protocol.votes import link_health
+from ledger.selectors import EngineReport, engine_report
 from ops import selectors
-from ops.selectors import EngineReport
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_TIMEOUT_SECONDS = 1.0  # a healthy layer round-trips in milliseconds
-REPORT_MAX_AGE_SECONDS = 5.0  # the engine reports every second (node.core.STATUS_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -87,34 +85,20 @@ async def check_channel_layer() -> Check:
 
 def check_engine() -> list[Check]:
     """The engine's report is fresh, enough peers are linked, and the node is not catching up."""
-    report = selectors.engine_report()
+    report = engine_report()
     if report is None:
         return _unknown("the engine has not reported yet")
-    age = (timezone.now() - report.updated_at).total_seconds()
-    if age > REPORT_MAX_AGE_SECONDS:
-        return _unknown(f"the engine's last report is {age:.0f} s old")
+    if report.stale:  # older than ledger.selectors.REPORT_MAX_AGE_SECONDS
+        return _unknown(f"the engine's last report is {report.age_seconds():.0f} s old")
     return [Check("engine", True), check_peers(report, set(selectors.validator_orgs())), check_sync(report)]
 
 
-def needed_links(validators: set[str], me: str) -> int:
-    """Links to other validators that make this node useful.
-
-    A validator needs quorum - 1 (with its own vote, a quorum can decide). A
-    node that only follows needs f + 1 (one of them is surely honest, so a
-    lying peer cannot keep it behind).
-    """
-    if me in validators:
-        return quorum(len(validators)) - 1
-    return min(third(len(validators)), len(validators))
-
-
 def check_peers(report: EngineReport, validators: set[str]) -> Check:
-    others = validators - {report.node_key}
-    needed = needed_links(validators, report.node_key)
-    linked = len(report.linked_keys() & others)
-    if linked < needed:
-        return Check("peers", False, f"{linked} of {needed} needed validator links are up")
-    return Check("peers", True, f"{linked} of {len(others)} other validators linked")
+    """Enough links to other validators, by consortium_protocol.votes.link_health (the explorer's rule too)."""
+    health = link_health(validators, report.linked_keys(), report.node_key)
+    if not health.enough:
+        return Check("peers", False, f"{health.linked} of {health.needed} needed validator links are up")
+    return Check("peers", True, f"{health.linked} of {health.validators - health.validating} other validators linked")
 
 
 def check_sync(report: EngineReport) -> Check:

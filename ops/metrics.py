@@ -18,15 +18,14 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from django.db.models import Count
-from django.utils import timezone
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from ledger.models import Block, Evidence, PeerLink, Transaction
+from ledger.selectors import EngineReport, engine_report
 from ops import selectors
-from ops.selectors import EngineReport
 
 WINDOW_BLOCKS = 100
 MAX_LATENCY_SAMPLES = 10_000
@@ -69,7 +68,7 @@ class LedgerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         tip = selectors.tip()
-        report = selectors.engine_report()
+        report = engine_report()
         yield _gauge("consortium_height", "Height of the last block this node committed.", tip[0] if tip else 0)
         yield from self._transactions(tip)
         yield from _engine(report)
@@ -98,7 +97,7 @@ def _engine(report: EngineReport | None) -> Iterator[Metric]:
     yield _gauge(
         "consortium_engine_report_age_seconds",
         "Seconds since the engine last reported (every second while it runs).",
-        (timezone.now() - report.updated_at).total_seconds(),
+        report.age_seconds(),
     )
     yield _gauge("consortium_consensus_round", "Consensus round at the height being agreed on.", report.round)
     yield _gauge("consortium_syncing", "1 while catching up from peers (the node does not vote then).", report.syncing)

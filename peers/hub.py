@@ -153,7 +153,7 @@ class PeerHub:
         return dropped
 
     def _start_dialer(self, key: str, url: str) -> None:
-        from peers.client import dial_forever  # the client needs the websockets library only here
+        from peers.dialer import dial_forever  # the dialer needs the websockets library only here
 
         if key > self.public_key:
             self._dialers[key] = asyncio.create_task(dial_forever(self, key, url), name=f"peer-dial-{key[:12]}")

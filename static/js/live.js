@@ -127,7 +127,7 @@ export function quorumTracker(onChange) {
     for (const node of document.querySelectorAll('[data-field="connected-validators"]')) node.textContent = connected;
     const banner = document.getElementById("quorum-banner");
     if (banner) {
-      const below = validators.size > 0 && connected < health.quorum;
+      const below = validators.size > 0 && connected < health.needed; // explorer.selectors.network_health's rule
       banner.hidden = !below;
       banner.dataset.belowQuorum = String(below);
     }

@@ -1,9 +1,11 @@
 """A real in-process chain of three organisations and the three people of every read test.
 
-The people: a member of this node's organisation reading with a REST framework
-token, an admin of another organisation reading with a browser session (node
-users are not bound to organisations on chain, so "admin of another
-organisation" is a user with the org-admin permission), and an anonymous outsider.
+The people of a read: a node serves one organisation, so all its users belong
+to it. They are an org admin of this node (the govern permission) reading with
+a browser session, a plain logged-in user without that permission reading with
+a REST framework token, and an anonymous visitor. There is no "admin of another
+organisation" among them: other organisations act through their keys, which
+the submission tests sign with (see tests/api/test_security.py).
 """
 
 from __future__ import annotations
@@ -40,16 +42,16 @@ def kit(transactional_db: None, orgs: list[Org]) -> ChainKit:
 
 
 @pytest.fixture
-def member_client(transactional_db: None) -> APIClient:
-    user = get_user_model().objects.create_user("member")
+def plain_client(transactional_db: None) -> APIClient:
+    user = get_user_model().objects.create_user("plain")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client
 
 
 @pytest.fixture
-def other_admin_client(transactional_db: None) -> APIClient:
-    user = get_user_model().objects.create_user("other-admin")
+def org_admin_client(transactional_db: None) -> APIClient:
+    user = get_user_model().objects.create_user("org-admin")
     make_org_admin(user)
     client = APIClient()
     client.force_login(user)
@@ -62,8 +64,8 @@ def anonymous_client() -> APIClient:
 
 
 @pytest.fixture
-def readers(member_client: APIClient, other_admin_client: APIClient) -> list[APIClient]:
-    return [member_client, other_admin_client]
+def readers(plain_client: APIClient, org_admin_client: APIClient) -> list[APIClient]:
+    return [plain_client, org_admin_client]
 
 
 def submit(client: APIClient, envelope: Any, path: str = "/transactions") -> Any:

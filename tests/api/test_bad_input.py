@@ -171,8 +171,8 @@ def test_submissions_beyond_the_configured_rate_are_429(kit, orgs, anonymous_cli
     assert "Retry-After" in response.headers
 
 
-def test_an_unknown_path_under_the_api_is_a_json_404(kit, anonymous_client, member_client):
-    for client in (anonymous_client, member_client):
+def test_an_unknown_path_under_the_api_is_a_json_404(kit, anonymous_client, plain_client):
+    for client in (anonymous_client, plain_client):
         assert_error(client.get(API + "/nothing/here"), 404, "not_found")
         assert_error(client.post(API + "/transactions/", {}, format="json"), 404, "not_found")
 
@@ -197,13 +197,13 @@ def test_an_unknown_path_under_the_api_is_a_json_404(kit, anonymous_client, memb
         "/state/n/k/history?cursor=1-x",
     ],
 )
-def test_malformed_read_parameters_are_400(kit, member_client, path):
-    assert_error(member_client.get(API + path), 400)
+def test_malformed_read_parameters_are_400(kit, plain_client, path):
+    assert_error(plain_client.get(API + path), 400)
 
 
 @pytest.mark.parametrize("path", ["/blocks/0", "/blocks/9007199254740991", "/state/n/absent", "/orgs/nobody"])
-def test_absent_things_are_404(kit, member_client, path):
-    assert_error(member_client.get(API + path), 404, "not_found")
+def test_absent_things_are_404(kit, plain_client, path):
+    assert_error(plain_client.get(API + path), 404, "not_found")
 
 
 def test_a_wrong_token_is_401(kit):

@@ -50,9 +50,9 @@ def test_a_duplicate_submission_does_not_wake_the_engine(kit, orgs, anonymous_cl
     wake.assert_not_awaited()
 
 
-def test_a_logged_in_session_can_submit_without_a_csrf_token(kit, orgs, other_admin_client):
+def test_a_logged_in_session_can_submit_without_a_csrf_token(kit, orgs, org_admin_client):
     client = APIClient(enforce_csrf_checks=True)
-    client.cookies = other_admin_client.cookies
+    client.cookies = org_admin_client.cookies
     response = submit(client, kit.put(orgs[0].writer, "n", "k", 1).envelope())
     assert response.status_code == 202
 
@@ -101,10 +101,10 @@ def test_a_batch_of_exactly_1000_is_accepted(kit, orgs, anonymous_client):
     assert Transaction.objects.filter(status="pending").count() == 1000
 
 
-def test_a_pending_transaction_reads_back_without_a_block(kit, orgs, anonymous_client, member_client):
+def test_a_pending_transaction_reads_back_without_a_block(kit, orgs, anonymous_client, plain_client):
     tx = kit.put(orgs[0].writer, "n", "k", {"x": [1, 2]})
     submit(anonymous_client, tx.envelope())
-    response = member_client.get(f"{API}/transactions/{tx.tx_id}")
+    response = plain_client.get(f"{API}/transactions/{tx.tx_id}")
     assert response.status_code == 200
     assert response.json() == {
         "tx_id": tx.tx_id,
@@ -117,18 +117,18 @@ def test_a_pending_transaction_reads_back_without_a_block(kit, orgs, anonymous_c
     }
 
 
-def test_a_rejected_transaction_reads_back_with_its_code(kit, orgs, member_client):
+def test_a_rejected_transaction_reads_back_with_its_code(kit, orgs, plain_client):
     tx = kit.tx(orgs[0].writer, "state.delete", {"namespace": "n", "key": "missing"})
     kit.commit([tx])
-    record = member_client.get(f"{API}/transactions/{tx.tx_id}").json()
+    record = plain_client.get(f"{API}/transactions/{tx.tx_id}").json()
     assert (record["status"], record["code"], record["block_height"], record["index"]) == ("rejected", "no_value", 1, 0)
 
 
-def test_every_transaction_of_a_block_has_a_proof_that_verifies_against_its_tx_root(kit, orgs, member_client):
+def test_every_transaction_of_a_block_has_a_proof_that_verifies_against_its_tx_root(kit, orgs, plain_client):
     txs = [kit.put(orgs[0].writer, "n", f"k{i}", i) for i in range(7)]
     block, _ = kit.commit(txs)
     for index, tx in enumerate(txs):
-        response = member_client.get(f"{API}/transactions/{tx.tx_id}/proof")
+        response = plain_client.get(f"{API}/transactions/{tx.tx_id}/proof")
         assert response.status_code == 200
         proof = response.json()
         assert set(proof) == {"tx_id", "block_height", "index", "tree_size", "tx_root", "path"}
@@ -138,21 +138,21 @@ def test_every_transaction_of_a_block_has_a_proof_that_verifies_against_its_tx_r
         assert verify_inclusion(bytes.fromhex(tx.tx_id), index, 7, path, bytes.fromhex(proof["tx_root"]))
 
 
-def test_a_pending_or_unknown_transaction_has_no_proof(kit, orgs, anonymous_client, member_client):
+def test_a_pending_or_unknown_transaction_has_no_proof(kit, orgs, anonymous_client, plain_client):
     tx = kit.put(orgs[0].writer, "n", "k", 1)
     submit(anonymous_client, tx.envelope())
-    assert_error(member_client.get(f"{API}/transactions/{tx.tx_id}/proof"), 404, "not_found")
-    assert_error(member_client.get(f"{API}/transactions/{'ab' * 32}/proof"), 404, "not_found")
+    assert_error(plain_client.get(f"{API}/transactions/{tx.tx_id}/proof"), 404, "not_found")
+    assert_error(plain_client.get(f"{API}/transactions/{'ab' * 32}/proof"), 404, "not_found")
 
 
-def test_an_unknown_transaction_is_404(kit, member_client):
-    assert_error(member_client.get(f"{API}/transactions/{'0' * 64}"), 404, "not_found")
+def test_an_unknown_transaction_is_404(kit, plain_client):
+    assert_error(plain_client.get(f"{API}/transactions/{'0' * 64}"), 404, "not_found")
 
 
 @pytest.mark.parametrize("bad", ["xyz", "0" * 63, "0" * 65, "A" * 64, "g" * 64, "%00" * 3, "0" * 63 + "%00"])
-def test_a_malformed_tx_id_is_400(kit, member_client, bad):
-    assert_error(member_client.get(f"{API}/transactions/{bad}"), 400, "bad_tx_id")
-    assert_error(member_client.get(f"{API}/transactions/{bad}/proof"), 400, "bad_tx_id")
+def test_a_malformed_tx_id_is_400(kit, plain_client, bad):
+    assert_error(plain_client.get(f"{API}/transactions/{bad}"), 400, "bad_tx_id")
+    assert_error(plain_client.get(f"{API}/transactions/{bad}/proof"), 400, "bad_tx_id")
 
 
 async def test_a_submission_through_the_asgi_handler_is_pooled(kit, orgs):

@@ -2,11 +2,11 @@
 
 Blocks are committed by ChainKit (the same commit_block as the engine) and
 announced on the channel layer exactly as the engine announces them
-(node.host.EngineHost._publish, through livefeed.publisher). The three people: a member with a token
-of this node, an admin of another organisation with their own token (node
-users are not bound to organisations on chain; "admin of another
-organisation" is a user with the org-admin permission), and outsiders (no
-token, a bad token, a deleted token, an inactive user, a session cookie only).
+(node.host.EngineHost._publish, through livefeed.publisher). The three people (a node serves one
+organisation, so all its users belong to it): a plain user of this node with a
+token, an org admin of this node (the govern permission) with their own token,
+and outsiders (no token, a bad token, a deleted token, an inactive user, a
+session cookie only).
 """
 
 from __future__ import annotations
@@ -55,13 +55,13 @@ def make_token(username: str, *, admin: bool = False) -> str:
 
 
 @pytest.fixture
-async def member_token(worker_db: None) -> str:
-    return await database_sync_to_async(make_token)("member")
+async def plain_token(worker_db: None) -> str:
+    return await database_sync_to_async(make_token)("plain")
 
 
 @pytest.fixture
-async def other_admin_token(worker_db: None) -> str:
-    return await database_sync_to_async(make_token)("other-admin", admin=True)
+async def org_admin_token(worker_db: None) -> str:
+    return await database_sync_to_async(make_token)("org-admin", admin=True)
 
 
 def communicator(*headers: tuple[bytes, bytes], path: str = URL) -> WebsocketCommunicator:

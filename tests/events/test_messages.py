@@ -154,8 +154,8 @@ async def _closes_with_bad_message(token: str, frames: list[str | bytes]) -> int
         await settle_channel_layer()
 
 
-async def test_the_socket_says_why_before_it_closes(member_token):
-    socket = await connected(member_token)
+async def test_the_socket_says_why_before_it_closes(plain_token):
+    socket = await connected(plain_token)
     try:
         await socket.send_to(text_data='{"type": "subscribe", "txs": "not a list"}')
         assert await socket.receive_json_from(timeout=5) == {

@@ -35,10 +35,8 @@ def is_block(event):
 # ---- who may connect ---------------------------------------------------------
 
 
-async def test_a_member_and_an_admin_of_another_org_receive_committed_blocks(
-    kit, orgs, member_token, other_admin_token
-):
-    sockets = [(await subscribe(token, blocks=True))[0] for token in (member_token, other_admin_token)]
+async def test_a_plain_user_and_an_org_admin_receive_committed_blocks(kit, orgs, plain_token, org_admin_token):
+    sockets = [(await subscribe(token, blocks=True))[0] for token in (plain_token, org_admin_token)]
     try:
         height = await commit(kit, [kit.put(orgs[0].writer, "n", "k", 1)])
         stored = await database_sync_to_async(Block.objects.get)(height=height)
@@ -77,7 +75,7 @@ def _session_cookie() -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-async def test_an_outsider_is_refused_at_the_handshake(worker_db, member_token):
+async def test_an_outsider_is_refused_at_the_handshake(worker_db, plain_token):
     inactive = await database_sync_to_async(_inactive_users_token)()
     deleted = await database_sync_to_async(_deleted_token)()
     cookie = await database_sync_to_async(_session_cookie)()
@@ -85,10 +83,10 @@ async def test_an_outsider_is_refused_at_the_handshake(worker_db, member_token):
         (),
         ((b"authorization", b"Token " + b"0" * 40),),  # well formed, nobody's
         ((b"authorization", b"Token"),),
-        ((b"authorization", f"Bearer {member_token}".encode()),),
-        ((b"authorization", f"Token {member_token} extra".encode()),),
-        ((b"authorization", f"Token {member_token.upper()}".encode()),),
-        (auth(member_token), auth(member_token)),  # two headers
+        ((b"authorization", f"Bearer {plain_token}".encode()),),
+        ((b"authorization", f"Token {plain_token} extra".encode()),),
+        ((b"authorization", f"Token {plain_token.upper()}".encode()),),
+        (auth(plain_token), auth(plain_token)),  # two headers
         ((b"authorization", b"Token \xff" + b"a" * 39),),
         (auth(inactive),),
         (auth(deleted),),
@@ -101,33 +99,33 @@ async def test_an_outsider_is_refused_at_the_handshake(worker_db, member_token):
             assert await socket.connect() == (False, protocol.CLOSE_NOT_AUTHENTICATED), headers
         finally:
             await socket.disconnect()
-    socket = communicator((b"authorization", f"token {member_token}".encode()))  # the keyword's case is free
+    socket = communicator((b"authorization", f"token {plain_token}".encode()))  # the keyword's case is free
     try:
         assert (await socket.connect())[0]
     finally:
         await socket.disconnect()
 
 
-async def test_a_token_deleted_while_open_closes_the_socket(kit, member_token, monkeypatch):
+async def test_a_token_deleted_while_open_closes_the_socket(kit, plain_token, monkeypatch):
     from api.events import consumer
 
     monkeypatch.setattr(consumer, "REAUTH_SECONDS", 0.1)
-    socket, _ = await subscribe(member_token, blocks=True)
+    socket, _ = await subscribe(plain_token, blocks=True)
     try:
-        await database_sync_to_async(Token.objects.filter(key=member_token).delete)()
+        await database_sync_to_async(Token.objects.filter(key=plain_token).delete)()
         assert await closed_with(socket) == protocol.CLOSE_NOT_AUTHENTICATED
     finally:
         await socket.disconnect()
 
 
-async def test_one_token_opens_a_bounded_number_of_sockets(worker_db, member_token):
-    sockets = [await connected(member_token) for _ in range(protocol.MAX_SOCKETS_PER_TOKEN)]
-    extra = communicator(auth(member_token))
+async def test_one_token_opens_a_bounded_number_of_sockets(worker_db, plain_token):
+    sockets = [await connected(plain_token) for _ in range(protocol.MAX_SOCKETS_PER_TOKEN)]
+    extra = communicator(auth(plain_token))
     try:
         assert (await extra.connect())[0]
         assert await closed_with(extra) == protocol.CLOSE_TOO_MANY_SOCKETS
         await sockets.pop().disconnect()
-        again = await connected(member_token)  # a closed one frees its place
+        again = await connected(plain_token)  # a closed one frees its place
         await again.send_json_to({"type": "subscribe", "blocks": True})
         assert (await again.receive_json_from(timeout=5))["type"] == "subscribed"
         sockets.append(again)
@@ -137,13 +135,13 @@ async def test_one_token_opens_a_bounded_number_of_sockets(worker_db, member_tok
             await socket.disconnect()
 
 
-async def test_event_sockets_and_dashboard_sockets_share_the_processs_feed(kit, orgs, member_token):
+async def test_event_sockets_and_dashboard_sockets_share_the_processs_feed(kit, orgs, plain_token):
     cookie = await database_sync_to_async(_session_cookie)()
     dashboard = communicator((b"cookie", cookie), (b"origin", b"http://127.0.0.1:8000"), path="/ws/dashboard/")
     assert (await dashboard.connect())[0]
     await dashboard.send_json_to({"subscribe": ["block.committed"]})
     assert (await dashboard.receive_json_from(timeout=5))["type"] == "subscribed"
-    events, _ = await subscribe(member_token, blocks=True)
+    events, _ = await subscribe(plain_token, blocks=True)
     try:
         await commit(kit, [kit.put(orgs[0].writer, "n", "k", 1)])
         assert (await dashboard.receive_json_from(timeout=5))["type"] == "block.committed"
@@ -159,13 +157,13 @@ async def test_event_sockets_and_dashboard_sockets_share_the_processs_feed(kit, 
 # ---- what each subscription delivers -----------------------------------------
 
 
-async def test_tx_status_committed_rejected_and_already_final_each_reported_once(kit, orgs, member_token):
+async def test_tx_status_committed_rejected_and_already_final_each_reported_once(kit, orgs, plain_token):
     done = kit.put(orgs[0].writer, "n", "done", 1)
     await commit(kit, [done])
     later = kit.put(orgs[0].writer, "n", "later", 2)
     refused = kit.tx(orgs[0].writer, "member.revoke", {"key": orgs[1].writer.public_key})  # a writer is no admin
     unknown = "ab" * 32
-    socket, ack = await subscribe(member_token, txs=[done.tx_id, later.tx_id, refused.tx_id, unknown, done.tx_id])
+    socket, ack = await subscribe(plain_token, txs=[done.tx_id, later.tx_id, refused.tx_id, unknown, done.tx_id])
     try:
         assert ack["tip"] == 1 and ack["from_height"] == 2
         assert set(ack["unknown_txs"]) == {later.tx_id, refused.tx_id, unknown}  # not even pooled yet
@@ -199,7 +197,7 @@ async def test_tx_status_committed_rejected_and_already_final_each_reported_once
         await socket.disconnect()
 
 
-async def test_a_tx_only_subscription_reads_no_old_block(kit, orgs, member_token, monkeypatch):
+async def test_a_tx_only_subscription_reads_no_old_block(kit, orgs, plain_token, monkeypatch):
     from api.events import consumer, feed
 
     done = kit.put(orgs[0].writer, "n", "done", 1)
@@ -218,7 +216,7 @@ async def test_a_tx_only_subscription_reads_no_old_block(kit, orgs, member_token
     monkeypatch.setattr(consumer, "load_records", spy(consumer.load_records))
     monkeypatch.setattr(feed, "load_records", spy(feed.load_records))
     pending = kit.put(orgs[0].writer, "n", "pending", 2)
-    socket, ack = await subscribe(member_token, txs=[done.tx_id, pending.tx_id], from_height=1)
+    socket, ack = await subscribe(plain_token, txs=[done.tx_id, pending.tx_id], from_height=1)
     try:
         tip = ack["tip"]
         assert ack["from_height"] == tip + 1
@@ -231,10 +229,10 @@ async def test_a_tx_only_subscription_reads_no_old_block(kit, orgs, member_token
         await socket.disconnect()
 
 
-async def test_watch_txs_adds_ids_and_reports_final_ones_at_once(kit, orgs, member_token):
+async def test_watch_txs_adds_ids_and_reports_final_ones_at_once(kit, orgs, plain_token):
     done = kit.put(orgs[0].writer, "n", "done", 1)
     await commit(kit, [done])
-    socket, _ = await subscribe(member_token, blocks=True)
+    socket, _ = await subscribe(plain_token, blocks=True)
     try:
         pending = kit.put(orgs[0].writer, "n", "pending", 2)
         await socket.send_json_to({"type": "watch_txs", "txs": [done.tx_id, pending.tx_id]})
@@ -252,10 +250,10 @@ async def test_watch_txs_adds_ids_and_reports_final_ones_at_once(kit, orgs, memb
         await socket.disconnect()
 
 
-async def test_writes_to_a_namespace_or_key_prefix(kit, orgs, member_token):
+async def test_writes_to_a_namespace_or_key_prefix(kit, orgs, plain_token):
     writer = orgs[0].writer
     socket, _ = await subscribe(
-        member_token, writes=[{"namespace": "shipments", "prefix": "box-"}, {"namespace": "inventory"}], blocks=True
+        plain_token, writes=[{"namespace": "shipments", "prefix": "box-"}, {"namespace": "inventory"}], blocks=True
     )
     try:
         box = kit.put(writer, "shipments", "box-1", {"to": "Rotterdam"})
@@ -278,8 +276,8 @@ async def test_writes_to_a_namespace_or_key_prefix(kit, orgs, member_token):
         await socket.disconnect()
 
 
-async def test_membership_and_governance_events(kit, orgs, member_token):
-    socket, _ = await subscribe(member_token, governance=True)
+async def test_membership_and_governance_events(kit, orgs, plain_token):
+    socket, _ = await subscribe(plain_token, governance=True)
     try:
         newcomer = orgs[0].writer.__class__.generate()
         add = kit.tx(orgs[0].admin, "member.add", {"key": newcomer.public_key, "roles": ["writer"], "label": "new"})
@@ -305,11 +303,11 @@ async def test_membership_and_governance_events(kit, orgs, member_token):
         await socket.disconnect()
 
 
-async def test_one_transaction_gives_tx_then_write_then_governance_events_and_the_block_last(kit, orgs, member_token):
+async def test_one_transaction_gives_tx_then_write_then_governance_events_and_the_block_last(kit, orgs, plain_token):
     put = kit.put(orgs[0].writer, "n", "k", 1)
     add = kit.tx(orgs[0].admin, "member.add", {"key": "cd" * 32, "roles": ["reader"], "label": "r"})
     socket, _ = await subscribe(
-        member_token, blocks=True, txs=[put.tx_id, add.tx_id], writes=[{"namespace": "n"}], governance=True
+        plain_token, blocks=True, txs=[put.tx_id, add.tx_id], writes=[{"namespace": "n"}], governance=True
     )
     try:
         height = await commit(kit, [put, add])
@@ -329,10 +327,10 @@ async def test_one_transaction_gives_tx_then_write_then_governance_events_and_th
 # ---- replay, resume and the seam -----------------------------------------------
 
 
-async def test_replay_from_a_height_then_live_without_gap_or_duplicate(kit, orgs, member_token):
+async def test_replay_from_a_height_then_live_without_gap_or_duplicate(kit, orgs, plain_token):
     for n in range(5):
         await commit(kit, [kit.put(orgs[0].writer, "n", f"k{n}", n)])
-    socket, ack = await subscribe(member_token, blocks=True, writes=[{"namespace": "n"}], from_height=3)
+    socket, ack = await subscribe(plain_token, blocks=True, writes=[{"namespace": "n"}], from_height=3)
     try:
         assert (ack["tip"], ack["from_height"]) == (5, 3)
         replayed = await receive_until(socket, lambda e: e["type"] == "synced")
@@ -350,7 +348,7 @@ async def test_replay_from_a_height_then_live_without_gap_or_duplicate(kit, orgs
         await socket.disconnect()
 
 
-async def test_blocks_committed_during_the_replay_are_delivered_once_each_in_order(kit, orgs, member_token):
+async def test_blocks_committed_during_the_replay_are_delivered_once_each_in_order(kit, orgs, plain_token):
     for n in range(30):
         await commit(kit, [kit.put(orgs[0].writer, "n", f"a{n}", n)])
 
@@ -360,7 +358,7 @@ async def test_blocks_committed_during_the_replay_are_delivered_once_each_in_ord
             await asyncio.sleep(0)
 
     committing = asyncio.create_task(keep_committing())  # blocks commit while the socket subscribes and replays
-    socket, _ = await subscribe(member_token, blocks=True, from_height=1)
+    socket, _ = await subscribe(plain_token, blocks=True, from_height=1)
     try:
         await committing
         events = await receive_until(socket, lambda e: is_block(e) and e["height"] == 60, timeout=10)
@@ -376,13 +374,13 @@ async def test_blocks_committed_during_the_replay_are_delivered_once_each_in_ord
         await socket.disconnect()
 
 
-async def test_a_reconnect_that_resumes_from_a_height_loses_no_event(kit, orgs, member_token):
+async def test_a_reconnect_that_resumes_from_a_height_loses_no_event(kit, orgs, plain_token):
     received: list[tuple[int, int]] = []
 
     def writes(events):
         return [(e["height"], e["index"]) for e in events if e["type"] == "write"]
 
-    first, _ = await subscribe(member_token, writes=[{"namespace": "n"}], blocks=True)
+    first, _ = await subscribe(plain_token, writes=[{"namespace": "n"}], blocks=True)
     for n in range(3):
         await commit(kit, [kit.put(orgs[0].writer, "n", f"k{n}", n), kit.put(orgs[0].writer, "n", f"j{n}", n)])
     events = await receive_until(first, lambda e: is_block(e) and e["height"] == 3)
@@ -392,7 +390,7 @@ async def test_a_reconnect_that_resumes_from_a_height_loses_no_event(kit, orgs, 
 
     for n in range(3, 6):  # committed while the application is away
         await commit(kit, [kit.put(orgs[0].writer, "n", f"k{n}", n), kit.put(orgs[0].writer, "n", f"j{n}", n)])
-    second, ack = await subscribe(member_token, writes=[{"namespace": "n"}], blocks=True, from_height=last_block + 1)
+    second, ack = await subscribe(plain_token, writes=[{"namespace": "n"}], blocks=True, from_height=last_block + 1)
     try:
         assert ack["from_height"] == 4
         for n in range(6, 8):  # and after it is back
@@ -405,9 +403,9 @@ async def test_a_reconnect_that_resumes_from_a_height_loses_no_event(kit, orgs, 
         await second.disconnect()
 
 
-async def test_a_missed_announcement_is_made_up_by_the_feeds_poll(kit, orgs, member_token, monkeypatch):
+async def test_a_missed_announcement_is_made_up_by_the_feeds_poll(kit, orgs, plain_token, monkeypatch):
     monkeypatch.setattr(feed_module, "POLL_SECONDS", 0.2)
-    socket, _ = await subscribe(member_token, blocks=True)
+    socket, _ = await subscribe(plain_token, blocks=True)
     try:
         await database_sync_to_async(kit.commit)([kit.put(orgs[0].writer, "n", "k", 1)])  # not announced
         assert (await socket.receive_json_from(timeout=5))["height"] == 1
@@ -417,8 +415,8 @@ async def test_a_missed_announcement_is_made_up_by_the_feeds_poll(kit, orgs, mem
         await socket.disconnect()
 
 
-async def test_from_height_beyond_the_tip_waits_for_the_chain(kit, orgs, member_token):
-    socket, ack = await subscribe(member_token, blocks=True, from_height=3)
+async def test_from_height_beyond_the_tip_waits_for_the_chain(kit, orgs, plain_token):
+    socket, ack = await subscribe(plain_token, blocks=True, from_height=3)
     try:
         assert (ack["tip"], ack["from_height"]) == (0, 3)
         assert await socket.receive_json_from(timeout=5) == {"type": "synced", "height": 0}
@@ -429,7 +427,7 @@ async def test_from_height_beyond_the_tip_waits_for_the_chain(kit, orgs, member_
         await socket.disconnect()
 
 
-async def test_a_large_block_is_replayed_in_bounded_chunks(kit, orgs, member_token, monkeypatch):
+async def test_a_large_block_is_replayed_in_bounded_chunks(kit, orgs, plain_token, monkeypatch):
     from api.events import records
 
     monkeypatch.setattr(records, "CHUNK_TXS", 7)
@@ -446,7 +444,7 @@ async def test_a_large_block_is_replayed_in_bounded_chunks(kit, orgs, member_tok
 
     monkeypatch.setattr(consumer, "LIVE_WINDOW", 0)
     monkeypatch.setattr(consumer, "load_records", counting_load)
-    socket, _ = await subscribe(member_token, writes=[{"namespace": "n"}], from_height=1)
+    socket, _ = await subscribe(plain_token, writes=[{"namespace": "n"}], from_height=1)
     try:
         events = await receive_until(socket, lambda e: e["type"] == "synced")
         assert len([e for e in events if e["type"] == "write"]) == 20

@@ -1,9 +1,8 @@
 """A small real chain (ChainKit, three organisations) and the three people of every page test.
 
-The people: a logged-in member of the node (plain user), an admin of another
-organisation (node users are not bound to organisations on chain, so this is
-a second logged-in user with the org-admin permission), and an anonymous
-outsider, who is sent to the login page.
+The people: a node serves one organisation, so all its users belong to it. They
+are an org admin of this node (the govern permission), a plain logged-in user
+without it, and an anonymous visitor, who is sent to the login page.
 """
 
 from __future__ import annotations
@@ -53,15 +52,15 @@ def chain(kit: ChainKit, orgs: list[Org]) -> Chain:
 
 
 @pytest.fixture
-def member_client(db: None) -> Client:
+def plain_client(db: None) -> Client:
     client = Client()
-    client.force_login(get_user_model().objects.create_user("member"))
+    client.force_login(get_user_model().objects.create_user("plain"))
     return client
 
 
 @pytest.fixture
-def other_admin_client(db: None) -> Client:
-    user = get_user_model().objects.create_user("other-admin")
+def org_admin_client(db: None) -> Client:
+    user = get_user_model().objects.create_user("org-admin")
     make_org_admin(user)
     client = Client()
     client.force_login(user)
@@ -69,5 +68,5 @@ def other_admin_client(db: None) -> Client:
 
 
 @pytest.fixture
-def readers(member_client: Client, other_admin_client: Client) -> list[Client]:
-    return [member_client, other_admin_client]
+def readers(plain_client: Client, org_admin_client: Client) -> list[Client]:
+    return [plain_client, org_admin_client]

@@ -62,22 +62,22 @@ def test_both_logged_in_people_may_download_and_an_outsider_is_sent_to_login(rea
     assert Client().post(url).status_code == 405 and readers[0].post(url).status_code == 405
 
 
-def test_each_list_page_links_its_downloads(member_client, chain, page):
-    assert 'href="/download/blocks/?format=csv"' in page(member_client, "/blocks/")
-    assert 'href="/download/transactions/?format=json"' in page(member_client, "/blocks/")
-    filtered = page(member_client, "/blocks/?since=2025-12-01T00:00&until=2025-12-01T00:00:02")
+def test_each_list_page_links_its_downloads(plain_client, chain, page):
+    assert 'href="/download/blocks/?format=csv"' in page(plain_client, "/blocks/")
+    assert 'href="/download/transactions/?format=json"' in page(plain_client, "/blocks/")
+    filtered = page(plain_client, "/blocks/?since=2025-12-01T00:00&until=2025-12-01T00:00:02")
     assert 'href="/download/blocks/?since=2025-12-01T00%3A00&amp;until=2025-12-01T00%3A00%3A02&amp;format=csv"' in (
         filtered
     )
-    assert 'href="/download/state/shipments/box-1/?format=csv"' in page(member_client, "/state/shipments/box-1/")
-    assert 'href="/download/membership/?format=json"' in page(member_client, "/orgs/")
+    assert 'href="/download/state/shipments/box-1/?format=csv"' in page(plain_client, "/state/shipments/box-1/")
+    assert 'href="/download/membership/?format=json"' in page(plain_client, "/orgs/")
 
 
 # ---- content -------------------------------------------------------------------
 
 
-def test_blocks_csv_has_every_header_field(member_client, chain):
-    got = rows(member_client.get("/download/blocks/?format=csv"))
+def test_blocks_csv_has_every_header_field(plain_client, chain):
+    got = rows(plain_client.get("/download/blocks/?format=csv"))
     stored = {b.height: b for b in Block.objects.all()}
     assert [int(r["height"]) for r in got] == [1, 2, 3]
     for r in got:
@@ -89,13 +89,13 @@ def test_blocks_csv_has_every_header_field(member_client, chain):
             block.proposer,
             block.tx_count,
         )
-    assert member_client.get("/download/blocks/?format=csv")["Content-Disposition"] == (
+    assert plain_client.get("/download/blocks/?format=csv")["Content-Disposition"] == (
         'attachment; filename="blocks-1-3.csv"'
     )
 
 
-def test_transactions_json_in_block_order_with_their_bodies(member_client, chain):
-    got = items(member_client.get("/download/transactions/?format=json"))
+def test_transactions_json_in_block_order_with_their_bodies(plain_client, chain):
+    got = items(plain_client.get("/download/transactions/?format=json"))
     expected = [chain.first, chain.second, chain.apples, chain.proposal, chain.vote]
     assert [g["tx_id"] for g in got] == [t.tx_id for t in expected]
     assert [(g["block_height"], g["index"]) for g in got] == [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1)]
@@ -108,29 +108,29 @@ def test_transactions_json_in_block_order_with_their_bodies(member_client, chain
     assert got[3]["time_ms"] == GENESIS_MS + 3000
 
 
-def test_a_keys_history_oldest_first_in_both_formats(member_client, chain):
+def test_a_keys_history_oldest_first_in_both_formats(plain_client, chain):
     url = "/download/state/shipments/box-1/"
-    as_csv = rows(member_client.get(url + "?format=csv"))
+    as_csv = rows(plain_client.get(url + "?format=csv"))
     assert [(r["block_height"], r["op"], json.loads(r["value"])) for r in as_csv] == [
         ("1", "put", {"weight": 3, "to": "Rotterdam"}),
         ("2", "put", {"weight": 4, "to": "Antwerp"}),
     ]
-    as_json = items(member_client.get(url + "?format=json"))
+    as_json = items(plain_client.get(url + "?format=json"))
     assert [(i["tx_id"], i["value"]) for i in as_json] == [
         (chain.first.tx_id, {"weight": 3, "to": "Rotterdam"}),
         (chain.second.tx_id, {"weight": 4, "to": "Antwerp"}),
     ]
-    assert items(member_client.get("/download/state/shipments/never/?format=json")) == []
+    assert items(plain_client.get("/download/state/shipments/never/?format=json")) == []
 
 
-def test_membership_events_are_the_governance_transactions(member_client, chain):
-    got = items(member_client.get("/download/membership/?format=json"))
+def test_membership_events_are_the_governance_transactions(plain_client, chain):
+    got = items(plain_client.get("/download/membership/?format=json"))
     assert [(g["type"], g["tx_id"], g["block_height"]) for g in got] == [
         ("gov.propose", chain.proposal.tx_id, 3),
         ("gov.vote", chain.vote.tx_id, 3),
     ]
     assert got[1]["payload"] == {"proposal_id": "suspend-org3", "approve": True}
-    as_csv = rows(member_client.get("/download/membership/?format=csv"))
+    as_csv = rows(plain_client.get("/download/membership/?format=csv"))
     assert json.loads(as_csv[0]["payload"])["action"] == "org.suspend"
 
 
@@ -151,10 +151,10 @@ def test_membership_events_are_the_governance_transactions(member_client, chain)
         (f"since={GENESIS_MS + 10_000}", []),  # after the tip
     ],
 )
-def test_height_and_time_ranges(member_client, chain, query, heights):
-    got = items(member_client.get(f"/download/blocks/?format=json&{query}"))
+def test_height_and_time_ranges(plain_client, chain, query, heights):
+    got = items(plain_client.get(f"/download/blocks/?format=json&{query}"))
     assert [g["height"] for g in got] == heights
-    txs = items(member_client.get(f"/download/transactions/?format=json&{query}"))
+    txs = items(plain_client.get(f"/download/transactions/?format=json&{query}"))
     assert sorted({t["block_height"] for t in txs}) == heights
 
 
@@ -176,25 +176,25 @@ def test_height_and_time_ranges(member_client, chain, query, heights):
         ("since=0001-01-01T00:00%2B14:00", "bad_time"),  # before 1970 once moved to UTC
     ],
 )
-def test_bad_parameters_are_400_with_a_code(member_client, chain, query, code):
+def test_bad_parameters_are_400_with_a_code(plain_client, chain, query, code):
     for url in URLS:
-        response = member_client.get(f"{url}?{query}")
+        response = plain_client.get(f"{url}?{query}")
         assert response.status_code == 400, (url, query, response.content[:200])
         assert response.json() == {"error": code, "detail": response.json()["detail"]}
 
 
-def test_a_range_wider_than_the_limit_is_refused_and_no_range_means_the_newest(member_client, chain, monkeypatch):
+def test_a_range_wider_than_the_limit_is_refused_and_no_range_means_the_newest(plain_client, chain, monkeypatch):
     monkeypatch.setattr(downloads, "MAX_SPAN", 2)
-    response = member_client.get("/download/blocks/?from_height=1&to_height=3")
+    response = plain_client.get("/download/blocks/?from_height=1&to_height=3")
     assert (response.status_code, response.json()["error"]) == (400, "range_too_large")
-    newest = member_client.get("/download/blocks/?format=json")
+    newest = plain_client.get("/download/blocks/?format=json")
     assert newest["Content-Disposition"] == 'attachment; filename="blocks-2-3.json"'
     assert [b["height"] for b in items(newest)] == [2, 3]
 
 
-def test_a_spreadsheet_formula_in_a_cell_is_neutralised(member_client, kit, orgs):
+def test_a_spreadsheet_formula_in_a_cell_is_neutralised(plain_client, kit, orgs):
     kit.commit([kit.put(orgs[0].writer, "sheet", "-cmd", "=HYPERLINK(1)")])
-    got = rows(member_client.get("/download/state/sheet/-cmd/?format=csv"))
+    got = rows(plain_client.get("/download/state/sheet/-cmd/?format=csv"))
     assert got[0]["key"] == "'-cmd"
     assert got[0]["value"] == '"=HYPERLINK(1)"'  # JSON text starts with a quote: not a formula
 
@@ -205,9 +205,9 @@ query_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), ma
 @pytest.mark.django_db
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(st.sampled_from(["format", "from_height", "to_height", "since", "until"]), query_text))
-def test_any_query_is_a_download_or_a_400_never_an_error(member_client, params):
+def test_any_query_is_a_download_or_a_400_never_an_error(plain_client, params):
     for url in ("/download/blocks/", "/download/membership/"):
-        response = member_client.get(url, params)
+        response = plain_client.get(url, params)
         assert response.status_code in (200, 400), (params, response.status_code)
         if response.status_code == 400:
             assert set(response.json()) == {"error", "detail"}

@@ -170,7 +170,7 @@ def test_a_replayed_transaction_makes_the_block_invalid(kit, orgs):
 
 
 def test_the_membership_reloaded_from_the_database_equals_the_one_in_memory(kit, orgs):
-    from consortium.services import load_membership
+    from consortium.projection import load_membership
     from consortium_protocol.keys import SigningKey
 
     member = SigningKey.generate()

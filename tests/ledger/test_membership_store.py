@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from consortium.models import MemberKey
-from consortium.services import MembershipProjection
+from consortium.projection import MembershipProjection
 from consortium_protocol.membership import Membership
 from ledger import membership_store as store_module
 from ledger import pool

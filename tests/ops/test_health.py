@@ -8,8 +8,12 @@ import json
 import pytest
 from django.db import OperationalError
 
+from consortium_protocol.keys import SigningKey
+from consortium_protocol.votes import link_health
+from explorer import selectors as explorer_selectors
+from ledger.selectors import REPORT_MAX_AGE_SECONDS
 from ops import health
-from tests.ops.conftest import report
+from tests.ops.conftest import link, report
 
 
 def ready(client) -> tuple[int, dict[str, dict]]:
@@ -72,7 +76,7 @@ def test_a_validator_without_a_quorum_of_links_is_not_ready(client, kit, orgs):
 )
 def test_links_needed_are_quorum_minus_self_or_f_plus_one_for_a_follower(validators, me_validates, needed):
     keys = {f"v{i}" for i in range(validators)}
-    assert health.needed_links(keys, "v0" if me_validates else "follower") == needed
+    assert link_health(keys, set(), "v0" if me_validates else "follower").needed == needed
 
 
 class _BrokenConnection:
@@ -117,3 +121,25 @@ def test_probes_need_no_login_and_name_no_keys(client, kit, orgs):
     body = client.get("/readyz").content.decode()
     assert all(org.node.public_key not in body for org in orgs)
     assert json.loads(body)["status"] == "not ready"
+
+
+@pytest.mark.parametrize("validating", [True, False])
+@pytest.mark.parametrize("linked", [0, 1, 2, 3])
+def test_readyz_and_the_dashboard_agree_on_link_health(client, kit, orgs, validating, linked):
+    # A validator (org1's node) links to others; a follower (a key of no peer) links to validators.
+    if validating:
+        report(kit, orgs, linked=linked)
+    else:
+        report(kit, orgs, node_key=SigningKey.generate().public_key, links=[link(o.node) for o in orgs[:linked]])
+    _, checks = ready(client)
+    health = explorer_selectors.network_health(explorer_selectors.node_report())
+    assert health["validating"] is validating
+    assert checks["peers"]["ok"] is not health["below_quorum"], (checks["peers"], health)
+
+
+@pytest.mark.parametrize("age", [0, 4, 6, 30])
+def test_readyz_and_the_dashboard_agree_on_when_the_engine_report_is_stale(client, kit, orgs, age):
+    report(kit, orgs, age=age)
+    _, checks = ready(client)
+    assert explorer_selectors.node_report()["stale"] is not checks["engine"]["ok"]
+    assert checks["engine"]["ok"] is (age < REPORT_MAX_AGE_SECONDS)

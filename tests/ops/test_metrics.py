@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger import pool
+from ledger.models import Block, Transaction
 from tests.ops.conftest import envelope, link, report
 
 
@@ -46,14 +49,21 @@ def test_metrics_report_height_transactions_pool_and_consensus(client, kit, orgs
 
 
 def test_round_and_latency_histograms_cover_the_recent_blocks(client, kit, orgs):
+    # Every transaction arrived at t0; block h committed h seconds later. So the
+    # 3, 2 and 1 transactions of blocks 1, 2 and 3 waited 1, 2 and 3 s each.
+    t0 = timezone.now() - timedelta(minutes=1)
+    Transaction.objects.update(received_at=t0)
+    for height in (1, 2, 3):
+        Block.objects.filter(height=height).update(committed_at=t0 + timedelta(seconds=height))
     metrics = scrape(client)
     rounds = "consortium_block_rounds"
     assert value(metrics, rounds, rounds + "_count") == 3
     assert value(metrics, rounds, rounds + "_bucket", le="0.0") == 3
     latency = "consortium_commit_latency_seconds"
     assert value(metrics, latency, latency + "_count") == 6
-    assert value(metrics, latency, latency + "_bucket", le="+Inf") == 6
-    assert value(metrics, latency, latency + "_sum") >= 0
+    assert value(metrics, latency, latency + "_sum") == 3 * 1 + 2 * 2 + 1 * 3
+    buckets = {le: value(metrics, latency, latency + "_bucket", le=le) for le in ("0.5", "1.0", "2.5", "5.0", "+Inf")}
+    assert buckets == {"0.5": 0, "1.0": 3, "2.5": 5, "5.0": 6, "+Inf": 6}
 
 
 def test_sync_progress_and_peer_message_counters_come_from_the_engine_report(client, kit, orgs):

@@ -119,6 +119,7 @@ def test_the_forwarded_proto_header_is_believed_only_behind_a_trusted_proxy(prox
         "DJANGO_SECRET_KEY": "x" * 60,
         "CONSORTIUM_TRUSTED_PROXIES": proxies,
         "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(REPO / "clients" / "python" / "src"),  # this checkout's protocol, as manage.py does
     }
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

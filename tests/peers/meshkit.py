@@ -16,7 +16,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from consortium_protocol.keys import SigningKey
-from peers.client import run_websocket_link
+from peers.dialer import run_websocket_link
 from peers.hub import PeerHub
 from peers.limits import PeerLimits
 from peers.link import INBOUND

@@ -61,8 +61,9 @@ def test_two_allowed_keys_authenticate_each_other_and_share_one_key_per_directio
     assert left.opener.feed(right.sealer.seal_message(b"to the left")[0]) == b"to the left"
     # Separate keys per direction: a frame reflected back at its sender does not open.
     [frame] = left.sealer.seal_message(b"echo")
-    with pytest.raises(SealError):
+    with pytest.raises(SealError) as refused:
         left.opener.feed(frame)
+    assert refused.value.code == "bad_seal"
 
 
 def test_ephemeral_keys_are_fresh_for_every_handshake() -> None:
@@ -147,22 +148,24 @@ def test_a_low_order_ephemeral_key_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "code"),
     [
-        {"type": "hello"},
-        {"version": 3},
-        {"version": 2.0},
-        {"version": True},
-        {"node_key": "AB" * 32},
-        {"ephemeral": "00"},
-        {"ephemeral": "AB" * 32},
-        {"extra": 1},
+        ({"type": "hello"}, "malformed"),
+        ({"version": 3}, "version"),
+        ({"version": 2.0}, "version"),
+        ({"version": True}, "version"),
+        ({"node_key": "AB" * 32}, "malformed"),
+        ({"ephemeral": "00"}, "malformed"),
+        ({"ephemeral": "AB" * 32}, "malformed"),
+        ({"extra": 1}, "malformed"),
     ],
 )
-def test_a_malformed_hello_is_refused(change: dict[str, object]) -> None:
+def test_a_malformed_hello_is_refused(change: dict[str, object], code: str) -> None:
     a, b = SigningKey.generate(), SigningKey.generate()
-    with pytest.raises(HandshakeRefused):
-        Handshake(a, CHAIN, bool).receive({**Handshake(b, CHAIN, bool).hello(), **change})
+    left = Handshake(a, CHAIN, bool)
+    with pytest.raises(HandshakeRefused) as refused:
+        left.receive({**Handshake(b, CHAIN, bool).hello(), **change})
+    assert refused.value.code == code and left.sealer is None
 
 
 def test_a_sealed_frame_before_the_hello_and_a_text_auth_are_refused() -> None:
@@ -183,9 +186,9 @@ def test_any_garbage_in_place_of_the_sealed_auth_is_refused(frame: bytes) -> Non
     a, b = SigningKey.generate(), SigningKey.generate()
     left = Handshake(a, CHAIN, bool)
     left.receive(Handshake(b, CHAIN, bool).hello())
-    with pytest.raises(HandshakeRefused):
+    with pytest.raises(HandshakeRefused) as refused:
         left.receive(frame)
-    assert not left.done
+    assert refused.value.code == "bad_seal" and not left.done
 
 
 # Sealed frames ---------------------------------------------------------------
@@ -239,9 +242,10 @@ def test_a_tampered_stream_does_not_open(tamper: str) -> None:
         stream = [frames[2], frames[1]]
     else:
         stream = [frames[1][:-1]]
-    with pytest.raises(SealError):
+    with pytest.raises(SealError) as refused:
         for frame in stream:
             opener.feed(frame)
+    assert refused.value.code == "bad_seal"
 
 
 def test_a_short_middle_chunk_or_an_unknown_flag_is_refused() -> None:

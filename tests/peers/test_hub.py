@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from peers import frames
-from peers.client import dial_forever
+from peers.dialer import dial_forever
 from tests.peers.meshkit import FAST, TestNode, eventually, mesh_targets, sorted_keys, stays
 
 

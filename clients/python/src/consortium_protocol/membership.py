@@ -17,6 +17,10 @@ from typing import Any
 ACTIVE, SUSPENDED, REMOVED = "active", "suspended", "removed"
 REVOKED = "revoked"
 OPEN, PASSED, FAILED = "open", "passed", "failed"
+# Every status each record can have; the membership tables' choices are these (consortium.models).
+ORG_STATUSES = (ACTIVE, SUSPENDED, REMOVED)
+KEY_STATUSES = (ACTIVE, REVOKED)
+PROPOSAL_STATUSES = (OPEN, PASSED, FAILED)
 
 
 class Rejected(Exception):

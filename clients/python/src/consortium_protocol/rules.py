@@ -146,10 +146,34 @@ def evaluate_open_proposals(state: Membership, height: int) -> None:
         active = set(state.active_org_ids())
         yes = sum(1 for org_id, vote in proposal.votes.items() if org_id in active and vote.approve)
         no = sum(1 for org_id, vote in proposal.votes.items() if org_id in active and not vote.approve)
-        if 2 * yes > len(active):
+        outcome = majority_outcome(yes=yes, no=no, active=len(active))
+        if outcome == PASSED:
             _decide(state, proposal, height, passed=_enact(state, proposal, height))
-        elif 2 * no >= len(active):
+        elif outcome == FAILED:
             _decide(state, proposal, height, passed=False)
+
+
+def majority_yes_needed(active: int) -> int:
+    """Yes votes that pass a proposal (policy `majority`): more than half of the `active` organisations."""
+    return active // 2 + 1
+
+
+def majority_no_needed(active: int) -> int:
+    """No votes that fail a proposal: half of the `active` organisations, so that it can no longer pass."""
+    return (active + 1) // 2
+
+
+def majority_outcome(*, yes: int, no: int, active: int) -> str:
+    """PASSED, FAILED or OPEN for the yes and no votes of distinct active organisations.
+
+    The one statement of the policy: the block executor decides with it and
+    the approvals page (consortium.standings) shows its thresholds.
+    """
+    if yes >= majority_yes_needed(active):
+        return PASSED
+    if no >= majority_no_needed(active):
+        return FAILED
+    return OPEN
 
 
 def _decide(state: Membership, proposal: ProposalState, height: int, *, passed: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from .canonical import canonical
@@ -20,6 +22,35 @@ def quorum(validator_count: int) -> int:
 def third(validator_count: int) -> int:
     """Votes that surely include one honest validator: floor(n/3) + 1."""
     return validator_count // 3 + 1
+
+
+@dataclass(frozen=True)
+class LinkHealth:
+    """How many other validators a node is linked to, against the number that makes it useful."""
+
+    validators: int  # the validators in force
+    validating: bool  # whether the node is one of them
+    linked: int  # links to the other validators
+    needed: int  # links to other validators it needs
+
+    @property
+    def enough(self) -> bool:
+        return self.linked >= self.needed
+
+
+def link_health(validators: Collection[str], linked: Collection[str], me: str | None) -> LinkHealth:
+    """The link rule of readiness (/readyz) and of the explorer's quorum banner.
+
+    A validator needs quorum - 1 links to other validators (with its own vote,
+    a quorum can decide). A node that only follows needs f + 1 = third(n) (one
+    of them is surely honest, so a lying peer cannot keep it behind), or all of
+    them when there are fewer.
+    """
+    members = set(validators)
+    others = members - {me} if me is not None else members
+    validating = me in members
+    needed = quorum(len(members)) - 1 if validating else min(third(len(members)), len(members))
+    return LinkHealth(len(members), validating, len(others & set(linked)), needed)
 
 
 def vote_bytes(vote_type: str, chain_id: str, height: int, round_: int, block_hash: str | None) -> bytes:

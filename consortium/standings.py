@@ -1,9 +1,9 @@
 """Reads behind the approvals page: open proposals, their votes and progress.
 
-Progress is computed exactly as `consortium_protocol.rules.evaluate_open_proposals`
-decides (policy `majority`): only votes of active organisations count, a
-proposal passes with more than half of them voting yes and fails once half or
-more vote no.
+Progress is shown with the thresholds that `consortium_protocol.rules` decides
+with (policy `majority`, `majority_yes_needed` and `majority_no_needed`): only
+votes of active organisations count, a proposal passes with more than half of
+them voting yes and fails once half or more vote no.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from consortium.models import Organisation, Proposal
+from consortium_protocol.rules import majority_no_needed, majority_yes_needed
 from ledger.models import Transaction
 
 YES, NO, NOT_VOTED = "yes", "no", "not voted"
@@ -40,16 +41,20 @@ class ProposalStanding:
     @property
     def needed(self) -> int:
         """Yes votes needed to pass: more than half of the active organisations."""
-        return len(self.votes) // 2 + 1
+        return majority_yes_needed(len(self.votes))
 
     @property
     def progress(self) -> str:
         return f"{self.yes} of {len(self.votes)} voted yes, {self.needed} needed"
 
     @property
+    def no_needed(self) -> int:
+        """No votes that fail it: half of the active organisations."""
+        return majority_no_needed(len(self.votes))
+
+    @property
     def fails_at(self) -> str:
-        no_needed = (len(self.votes) + 1) // 2
-        return f"{self.no} voted no; it fails at {no_needed}"
+        return f"{self.no} voted no; it fails at {self.no_needed}"
 
 
 def standings(proposals: Iterable[Proposal]) -> list[ProposalStanding]:

@@ -1,4 +1,4 @@
-"""Writes of the membership projection; only the block commit calls these."""
+"""The membership projection: its writes (only the block commit calls these) and its read-back at start-up."""
 
 from __future__ import annotations
 
@@ -114,8 +114,11 @@ class MembershipProjection:
         persist_membership(state)
 
     def active_signer_roles(self, keys: set[str]) -> dict[str, set[str]]:
-        rows = MemberKey.objects.filter(key__in=keys, status="active", org__status="active").values_list("key", "roles")
+        rows = MemberKey.objects.filter(
+            key__in=keys, status=MemberKey.Status.ACTIVE, org__status=Organisation.Status.ACTIVE
+        ).values_list("key", "roles")
         return {key: set(roles) for key, roles in rows}
 
     def inactive_signers(self) -> QuerySet[Any]:
-        return MemberKey.objects.filter(Q(status="revoked") | ~Q(org__status="active")).values("key")
+        revoked = Q(status=MemberKey.Status.REVOKED)
+        return MemberKey.objects.filter(revoked | ~Q(org__status=Organisation.Status.ACTIVE)).values("key")
