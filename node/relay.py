@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from consortium_protocol.errors import ProtocolError
+from consortium_protocol.votes import third
 from ledger.consensus.messages import ConsensusProposal, ConsensusVote
 from node.future import FutureBuffer
 from node.height import HeightDriver, message_key, wire_key
@@ -128,8 +129,7 @@ class ConsensusRelay:
         machine = self.driver.machine
         if not len(self.far_rounds) or machine is None or machine.done:
             return
-        third = len(machine.validators) // 3 + 1
-        for message, wire in self.far_rounds.release(machine.round, third):
+        for message, wire in self.far_rounds.release(machine.round, third(len(machine.validators))):
             if self.driver.live.done or self.height != message.height:
                 return
             self._accept(message, wire)
