@@ -25,7 +25,7 @@ from common.errors import OperatorError
 from consortium_protocol.keys import SigningKey, read_key_file
 from node.home import GENESIS_FILE, MEMBER_KEY_FILE
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]  # the checkout: devnet/launcher.py is one folder down
 DEMO_NAMES = [
     "Harbour Logistics",
     "Fresh Fields Farms",

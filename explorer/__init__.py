@@ -2,7 +2,7 @@
 
 views.py is thin (fetch, check, call one selector, render); selectors.py holds
 every query and says in each docstring which index serves it; search.py
-resolves the header's search box; events.py builds the typed events the
-engine publishes once per commit to the channel-layer group that
-explorer.dashboard fans out to browsers.
+resolves the header's search box; dashboard.py is the browser's live
+socket, fed by this process's livefeed.local with the typed events the
+engine publishes (livefeed.events); routing.py mounts it.
 """
