@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from django.db.models import Prefetch, QuerySet
 
@@ -26,16 +26,42 @@ def _organisations() -> QuerySet[Organisation]:
     )
 
 
-def org_list() -> list[dict[str, Any]]:
+class MemberKeyRecord(TypedDict):
+    key: str
+    roles: list[str]
+    status: str
+    label: str
+    added_height: int
+    revoked_height: int | None
+
+
+class PeerRecord(TypedDict):
+    node_key: str
+    url: str
+    validator: bool
+
+
+class OrganisationRecord(TypedDict):
+    org_id: str
+    name: str
+    status: str
+    joined_height: int
+    status_height: int
+    admins: list[str]  # the active admin keys
+    members: list[MemberKeyRecord]
+    peers: list[PeerRecord]
+
+
+def org_list() -> list[OrganisationRecord]:
     return [_as_dict(org) for org in _organisations()]
 
 
-def org_detail(org_id: str) -> dict[str, Any] | None:
+def org_detail(org_id: str) -> OrganisationRecord | None:
     org = _organisations().filter(org_id=org_id).first()
     return None if org is None else _as_dict(org)
 
 
-def _as_dict(org: Organisation) -> dict[str, Any]:
+def _as_dict(org: Organisation) -> OrganisationRecord:
     keys = list(org.member_keys.all())
     return {
         "org_id": org.org_id,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from django.db.models import Model
 from django.urls import reverse
@@ -44,8 +44,14 @@ class Hit:
     url: str
 
 
-def search(query: str) -> dict[str, Any]:
-    """Every match of `query`; {"hits": [...], "problem": str | None}."""
+class SearchResult(TypedDict):
+    query: str  # as searched: stripped, at most MAX_QUERY characters
+    hits: list[Hit]
+    problem: str | None  # why nothing matches
+
+
+def search(query: str) -> SearchResult:
+    """Every match of `query`, or the problem with it."""
     text = query.strip()[:MAX_QUERY]
     if not text:
         return {"query": text, "hits": [], "problem": "Type a height, a hash or tx id, a namespace/key or an org."}
@@ -57,7 +63,7 @@ def search(query: str) -> dict[str, Any]:
         hits += _by_prefix(lowered)
     hits += _state(text)
     hits += _organisation(text)
-    problem = None
+    problem: str | None = None
     if not hits:
         problem = "Nothing matches."
         if re.fullmatch(r"[0-9a-fA-F]{1,7}", text) and not _HEIGHT.fullmatch(text):

@@ -20,20 +20,25 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, TypedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
-from django.db.models import Max, Q, Sum
+from django.db.models import Max, Q, QuerySet, Sum
 
-from consortium.models import MemberKey, Organisation, Peer, Proposal
+from consortium.models import MemberKey, Organisation, Peer, Proposal, Vote
 from consortium.selectors import validator_peers
-from consortium.standings import standings
+from consortium.standings import ProposalStanding, standings
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.merkle import verify_inclusion
 from consortium_protocol.votes import link_health, quorum
 from ledger import selectors as ledger_selectors
-from ledger.models import Block, CommitSignature, Evidence, StateEntry, Transaction
+from ledger.models import Block, CommitSignature, Evidence, PeerLink, StateEntry, Transaction
+from ledger.selectors import StateChangeRecord, StateEntryRecord, TransactionProof
 from node.runtime import node_public_key
+
+if TYPE_CHECKING:  # types only, as in ledger.selectors: the installed protocol package may be older
+    from consortium_protocol.blocks import BlockHeader
 
 PAGE = 50
 CHART_BLOCKS = 60  # the per-block charts show the newest 60 blocks
@@ -102,7 +107,13 @@ def key_labels(keys: set[str]) -> dict[str, KeyLabel]:
     return {k: found.get(k, KeyLabel(k, "", None)) for k in keys}
 
 
-def validators() -> list[dict[str, Any]]:
+class ValidatorRow(TypedDict):
+    node_key: str
+    org_id: str
+    url: str
+
+
+def validators() -> list[ValidatorRow]:
     """Validators of active organisations now (consortium.selectors.validator_peers: tens of rows)."""
     return [{"node_key": p.node_key, "org_id": p.org.org_id, "url": p.url} for p in validator_peers()]
 
@@ -110,15 +121,43 @@ def validators() -> list[dict[str, Any]]:
 # ---- the node's own report ---------------------------------------------------
 
 
-def node_report() -> dict[str, Any]:
+class NodeReport(TypedDict):
+    """ledger.selectors.EngineReport's fields when the engine has reported (`known`), else only the first four."""
+
+    known: bool
+    stale: bool
+    links: list[PeerLink]
+    node_key: str | None  # without a report: this node's own key, if its home has one
+    height: NotRequired[int]
+    round: NotRequired[int]
+    step: NotRequired[str]
+    syncing: NotRequired[bool]
+    sync_target: NotRequired[int]
+    updated_at: NotRequired[datetime]
+    age_s: NotRequired[float]
+
+
+def node_report() -> NodeReport:
     """The engine's report (ledger.selectors.engine_report, the read /readyz uses), with its staleness."""
     report = ledger_selectors.engine_report()
     if report is None:
         return {"known": False, "stale": True, "links": [], "node_key": node_public_key()}
-    return {**asdict(report), "known": True, "age_s": report.age_seconds(), "stale": report.stale}
+    return {  # EngineReport's fields in order (what dataclasses.asdict gave), then the three added
+        "node_key": report.node_key,
+        "height": report.height,
+        "round": report.round,
+        "step": report.step,
+        "syncing": report.syncing,
+        "sync_target": report.sync_target,
+        "links": [link.copy() for link in report.links],  # copies, as asdict made
+        "updated_at": report.updated_at,
+        "known": True,
+        "age_s": report.age_seconds(),
+        "stale": report.stale,
+    }
 
 
-def network_health(report: dict[str, Any]) -> NetworkHealth:
+def network_health(report: NodeReport) -> NetworkHealth:
     """How many validators this node can hear from, against what it needs.
 
     The need is consortium_protocol.votes.link_health's, the rule of /readyz:
@@ -150,7 +189,47 @@ def network_health(report: dict[str, Any]) -> NetworkHealth:
 # ---- dashboard ---------------------------------------------------------------
 
 
-def dashboard() -> dict[str, Any]:
+class LabelledBlock(RecentBlock):
+    proposer_label: KeyLabel
+
+
+class Counters(TypedDict):
+    height: int
+    tx_estimate: int  # MAX(id) of ledger_transaction (see the module docstring)
+    organisations: int
+    peers_connected: int
+    pool_size: int
+    tx_per_s: float
+    last_block_ms: int | None
+
+
+class BlockSeries(TypedDict):
+    heights: list[int]
+    times: list[int]
+    tx_counts: list[int]
+    block_times: list[float | None]  # seconds since the previous block; None for the first
+
+
+class MinuteSeries(TypedDict):
+    minutes: list[int]  # each minute's start, ms since the epoch
+    tx_counts: list[int]
+
+
+class Charts(TypedDict):
+    blocks: BlockSeries
+    minutes: MinuteSeries
+
+
+class DashboardContext(TypedDict):
+    counters: Counters
+    health: NetworkHealth
+    report: NodeReport
+    latest_blocks: list[LabelledBlock]
+    latest_txs: list[LatestTransaction]
+    charts: Charts
+
+
+def dashboard() -> DashboardContext:
     """The dashboard: a dozen small indexed reads, none growing with the chain.
 
     Height and latest blocks: the primary key read backwards. Transactions:
@@ -189,7 +268,7 @@ def dashboard() -> dict[str, Any]:
     }
 
 
-def block_series(blocks: list[RecentBlock]) -> dict[str, list]:
+def block_series(blocks: list[RecentBlock]) -> BlockSeries:
     """Per-block series, oldest first: height, tx count and seconds since the previous block."""
     times = [None] + [(b["time_ms"] - a["time_ms"]) / 1000 for a, b in itertools.pairwise(blocks)]
     return {
@@ -200,7 +279,7 @@ def block_series(blocks: list[RecentBlock]) -> dict[str, list]:
     }
 
 
-def minute_series(now_ms: int) -> dict[str, list]:
+def minute_series(now_ms: int) -> MinuteSeries:
     """Transactions per minute over the last CHART_MINUTES minutes: a time_ms index range, capped."""
     start = (now_ms // 60_000 - CHART_MINUTES + 1) * 60_000
     buckets = dict.fromkeys(range(start, now_ms + 1, 60_000), 0)
@@ -243,7 +322,13 @@ def height_at_or_after(time_ms: int) -> int | None:
     )
 
 
-def block_page(f: BlockFilter, limit: int = PAGE) -> dict[str, Any]:
+class BlockListContext(TypedDict):
+    blocks: list[LabelledBlock]
+    next_before: int | None  # the cursor of the next page
+    proposers: list[ValidatorRow]
+
+
+def block_page(f: BlockFilter, limit: int = PAGE) -> BlockListContext:
     """One page of blocks, newest first: a primary key range (keyset on height), no COUNT, no OFFSET.
 
     A proposer filter reads the (proposer, height) index: one page of that
@@ -270,7 +355,37 @@ def block_page(f: BlockFilter, limit: int = PAGE) -> dict[str, Any]:
     }
 
 
-def block_detail(height: int, after_index: int = -1) -> dict[str, Any] | None:
+class BlockTransaction(TypedDict):
+    tx_id: str
+    type: str
+    status: str
+    code: str
+    index: int | None
+    signer: str
+    signer_label: KeyLabel
+
+
+class LabelledSignature(TypedDict):
+    sig: CommitSignature
+    label: KeyLabel
+
+
+class BlockContext(TypedDict):
+    blk: Block
+    header: BlockHeader
+    proposer: KeyLabel
+    txs: list[BlockTransaction]
+    next_tx_index: int | None  # the cursor of the next transactions
+    signatures: list[LabelledSignature]
+    missing: list[KeyLabel]  # validators whose precommit is not in the certificate
+    rounds: list[int]
+    quorum: int
+    validator_count: int
+    prev: int | None
+    next: int | None
+
+
+def block_detail(height: int, after_index: int = -1) -> BlockContext | None:
     """A block by primary key, its transactions by the (block, index) index, its certificate by (block, validator)."""
     block = Block.objects.filter(height=height).first()
     if block is None:
@@ -305,7 +420,23 @@ def block_detail(height: int, after_index: int = -1) -> dict[str, Any] | None:
 # ---- transactions ------------------------------------------------------------
 
 
-def transaction_detail(tx_id: str) -> dict[str, Any] | None:
+class StateKeyRef(TypedDict):
+    """The key a state.put or state.delete names: names checked at admission, read here without assuming so."""
+
+    namespace: str | None
+    key: str | None
+
+
+class TransactionContext(TypedDict):
+    tx: Transaction
+    body_pretty: str
+    signer: KeyLabel
+    proof: TransactionProof | None
+    proof_json: str
+    state_key: StateKeyRef | None
+
+
+def transaction_detail(tx_id: str) -> TransactionContext | None:
     """A transaction by its unique tx_id; its proof reads its block's ids by the (block, index) index."""
     row = Transaction.objects.filter(tx_id=tx_id).select_related("block").first()
     if row is None:
@@ -321,7 +452,7 @@ def transaction_detail(tx_id: str) -> dict[str, Any] | None:
             [bytes.fromhex(p) for p in proof["path"]],
             bytes.fromhex(proof["tx_root"]),
         )
-    state_key = None
+    state_key: StateKeyRef | None = None
     if row.type in ("state.put", "state.delete") and isinstance(payload, dict):
         state_key = {"namespace": payload.get("namespace"), "key": payload.get("key")}
     return {
@@ -337,7 +468,12 @@ def transaction_detail(tx_id: str) -> dict[str, Any] | None:
 # ---- state -------------------------------------------------------------------
 
 
-def namespaces(after: str = "", limit: int = NAMESPACES_SHOWN) -> dict[str, Any]:
+class NamespacesContext(TypedDict):
+    namespaces: list[str]
+    next_after: str | None  # the cursor of the next page
+
+
+def namespaces(after: str = "", limit: int = NAMESPACES_SHOWN) -> NamespacesContext:
     """Distinct namespaces by a skip scan of the (namespace, key) unique index: one O(log n) step per namespace."""
     found: list[str] = []
     cursor = after
@@ -355,7 +491,19 @@ def namespaces(after: str = "", limit: int = NAMESPACES_SHOWN) -> dict[str, Any]
     return {"namespaces": found[:limit], "next_after": found[limit - 1] if len(found) > limit else None}
 
 
-def namespace_keys(namespace: str, after: str = "", limit: int = PAGE) -> dict[str, Any]:
+class NamespaceKey(TypedDict):
+    key: str
+    value: str  # canonical JSON, as stored
+    block_height: int
+    tx_id: str
+
+
+class NamespaceKeysContext(TypedDict):
+    keys: list[NamespaceKey]
+    next_after: str | None  # the cursor of the next page
+
+
+def namespace_keys(namespace: str, after: str = "", limit: int = PAGE) -> NamespaceKeysContext:
     """Keys of a namespace in order, keyset on the (namespace, key) unique index."""
     rows = list(
         StateEntry.objects.filter(namespace=namespace, key__gt=after)
@@ -366,7 +514,25 @@ def namespace_keys(namespace: str, after: str = "", limit: int = PAGE) -> dict[s
     return {"keys": shown, "next_after": shown[-1]["key"] if len(rows) > limit else None}
 
 
-def key_provenance(namespace: str, key: str, before: tuple[int, int] | None = None) -> dict[str, Any] | None:
+class HistoryEntry(StateChangeRecord):
+    value_pretty: str | None
+    signer_label: KeyLabel
+    time_ms: int | None
+    block_url: NotRequired[str]  # these three added by explorer.views
+    tx_url: NotRequired[str]
+    signer_html: NotRequired[str]
+
+
+class KeyProvenanceContext(TypedDict):
+    namespace: str
+    key: str
+    current: StateEntryRecord | None
+    current_pretty: str | None
+    history: list[HistoryEntry]
+    next_cursor: str | None  # "height-index" of the next page
+
+
+def key_provenance(namespace: str, key: str, before: tuple[int, int] | None = None) -> KeyProvenanceContext | None:
     """Current value (unique index) and history (history_by_key index), keyset on (height, tx index)."""
     current = ledger_selectors.state_entry(namespace, key)
     changes = ledger_selectors.state_history(namespace, key, before, PAGE + 1)
@@ -376,7 +542,7 @@ def key_provenance(namespace: str, key: str, before: tuple[int, int] | None = No
     labels = key_labels({c["signer"] for c in shown})
     heights = {c["block_height"] for c in shown}
     times = dict(Block.objects.filter(height__in=heights).values_list("height", "time_ms"))
-    history = [
+    history: list[HistoryEntry] = [
         {
             **c,
             "value_pretty": None if c["value"] is None else json.dumps(c["value"], indent=2, ensure_ascii=False),
@@ -399,13 +565,24 @@ def key_provenance(namespace: str, key: str, before: tuple[int, int] | None = No
 # ---- organisations -----------------------------------------------------------
 
 
-def organisations() -> dict[str, Any]:
+class TimelineEntry(TypedDict):
+    proposal: Proposal
+    votes: list[Vote]  # by height, then organisation
+    standing: ProposalStanding | None  # open proposals only
+
+
+class OrganisationsContext(TypedDict):
+    orgs: list[Organisation]
+    timeline: list[TimelineEntry]
+
+
+def organisations() -> OrganisationsContext:
     """Every organisation with its counts, and the governance timeline (small tables)."""
     orgs = list(Organisation.objects.order_by("org_id").prefetch_related("member_keys", "peers"))
     return {"orgs": orgs, "timeline": governance_timeline(Proposal.objects.all())}
 
 
-def governance_timeline(proposals: Any, limit: int = PAGE) -> list[dict[str, Any]]:
+def governance_timeline(proposals: QuerySet[Proposal], limit: int = PAGE) -> list[TimelineEntry]:
     """Proposals newest first with their votes and progress (consortium.standings' rule)."""
     chosen = list(
         proposals.select_related("proposer_org")
@@ -423,7 +600,21 @@ def governance_timeline(proposals: Any, limit: int = PAGE) -> list[dict[str, Any
     ]
 
 
-def organisation_detail(org_id: str) -> dict[str, Any] | None:
+class PeerConnection(TypedDict):
+    peer: Peer
+    connected: bool
+
+
+class OrganisationContext(TypedDict):
+    org: Organisation
+    admins: list[MemberKey]
+    members: list[MemberKey]
+    peers: list[PeerConnection]
+    validators: list[Peer]
+    timeline: list[TimelineEntry]
+
+
+def organisation_detail(org_id: str) -> OrganisationContext | None:
     """One organisation by its unique org_id; its proposals by the target_org_id index and proposer FK."""
     org = Organisation.objects.filter(org_id=org_id).first()
     if org is None:
@@ -445,12 +636,26 @@ def organisation_detail(org_id: str) -> dict[str, Any] | None:
 # ---- network and consensus ---------------------------------------------------
 
 
-def network() -> dict[str, Any]:
+class NetworkLink(PeerLink):
+    org_id: str | None  # None for a peer not in the peers table
+    validator: bool
+    lag: int | None  # blocks behind this node, if the peer reported its height
+
+
+class NetworkContext(TypedDict):
+    report: NodeReport
+    height: int
+    links: list[NetworkLink]
+    offline: list[Peer]
+    health: NetworkHealth
+
+
+def network() -> NetworkContext:
     """This node's peer links from NodeState (one row), labelled from the peers table."""
     report = node_report()
     height = Block.objects.order_by("-height").values_list("height", flat=True).first() or 0
     peers = {p.node_key: p for p in Peer.objects.select_related("org")}
-    links = []
+    links: list[NetworkLink] = []
     for link in report["links"]:
         peer = peers.get(link["node_key"])
         peer_height = link.get("height")
@@ -468,7 +673,30 @@ def network() -> dict[str, Any]:
     return {"report": report, "height": height, "links": links, "offline": offline, "health": network_health(report)}
 
 
-def consensus() -> dict[str, Any]:
+class ConsensusBlock(TypedDict):
+    height: int
+    round: int
+    time_ms: int
+    proposer: str
+    tx_count: int
+    proposer_label: KeyLabel
+
+
+class LabelledEvidence(TypedDict):
+    e: Evidence
+    label: KeyLabel
+
+
+class ConsensusContext(TypedDict):
+    report: NodeReport
+    height: int
+    recent: list[ConsensusBlock]
+    multi_round: int  # blocks decided after round 0
+    evidence: list[LabelledEvidence]
+    health: NetworkHealth
+
+
+def consensus() -> ConsensusContext:
     """NodeState, the newest blocks with their rounds (primary key), evidence newest first (its unique index)."""
     report = node_report()
     recent = list(Block.objects.order_by("-height").values("height", "round", "time_ms", "proposer", "tx_count")[:PAGE])

@@ -7,7 +7,7 @@ the queries and why they are cheap are in explorer.selectors.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +61,7 @@ def _name(request: HttpRequest, name: str) -> str:
     return text
 
 
-def _render(request: HttpRequest, template: str, context: dict[str, Any], *topics: str) -> HttpResponse:
+def _render(request: HttpRequest, template: str, context: Mapping[str, Any], *topics: str) -> HttpResponse:
     """Render with the topics the page's script subscribes to (livefeed.events)."""
     assert set(topics) <= set(TOPICS)
     return render(request, f"explorer/{template}", {**context, "live_topics": list(topics)})
@@ -125,7 +125,7 @@ def _link_maker(name: str, sentinel: int | str) -> Callable[[int | str], str]:
     return lambda argument: f"{before}{argument}{after}"
 
 
-def _with_links(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_links(history: list[selectors.HistoryEntry]) -> list[selectors.HistoryEntry]:
     """History rows with their block and transaction links and their signer's label, built once per page.
 
     A page shows up to 50 rows written by a handful of keys: each distinct
@@ -138,11 +138,9 @@ def _with_links(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         label = change["signer_label"]
         if label.key not in signers:
             signers[label.key] = render_to_string("explorer/_key.html", {"k": label})
-        change.update(
-            block_url=block_url(change["block_height"]),
-            tx_url=tx_url(change["tx_id"]),
-            signer_html=signers[label.key],
-        )
+        change["block_url"] = block_url(change["block_height"])
+        change["tx_url"] = tx_url(change["tx_id"])
+        change["signer_html"] = signers[label.key]
     return history
 
 

@@ -97,7 +97,17 @@ def genesis_text() -> bytes | None:
     return None if text is None else bytes(text)
 
 
-def transaction_record(tx_id: str) -> dict[str, Any] | None:
+class TransactionRecord(TypedDict):
+    tx_id: str
+    status: str
+    code: str | None  # a rejected transaction's code; None when it has none
+    block_height: int | None  # None while pending
+    index: int | None
+    body: Any  # the signed body, a JSON value (an object for any admitted transaction)
+    signature: str
+
+
+def transaction_record(tx_id: str) -> TransactionRecord | None:
     row = Transaction.objects.filter(tx_id=tx_id).first()
     if row is None:
         return None
@@ -156,7 +166,19 @@ def block_detail(height: int) -> BlockDetail | None:
     }
 
 
-def state_entry(namespace: str, key: str) -> dict[str, Any] | None:
+class StateVersion(TypedDict):
+    block_height: int
+    tx_id: str
+
+
+class StateEntryRecord(TypedDict):
+    namespace: str
+    key: str
+    value: Any  # the JSON value stored
+    version: StateVersion
+
+
+def state_entry(namespace: str, key: str) -> StateEntryRecord | None:
     entry = StateEntry.objects.filter(namespace=namespace, key=key).first()
     if entry is None:
         return None

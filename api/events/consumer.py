@@ -33,6 +33,7 @@ import json
 import logging
 import time
 from collections import Counter, deque
+from collections.abc import Mapping
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -247,7 +248,7 @@ class EventConsumer(AsyncWebsocketConsumer):
 
     # ---- sending --------------------------------------------------------------
 
-    async def _put(self, event: dict[str, Any]) -> None:
+    async def _put(self, event: Mapping[str, Any]) -> None:
         if self.closing:
             raise _Closed
         text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)

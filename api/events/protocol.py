@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 if TYPE_CHECKING:
     from api.events.records import BlockRecord
@@ -43,6 +43,57 @@ PREFIX_RE = re.compile(r"[A-Za-z0-9._:-]{0,128}")
 WRITE_TYPES = frozenset({"state.put", "state.delete"})
 GOVERNANCE_TYPES = frozenset({"member.add", "member.revoke", "gov.propose", "gov.vote"})
 COMMITTED = "committed"
+
+
+class BlockHeaderFields(TypedDict):
+    """The header fields a block event carries (api.events.records.HEADER_FIELDS)."""
+
+    hash: str
+    prev_hash: str
+    time_ms: int
+    proposer: str
+    round: int
+    tx_count: int
+
+
+class TxEvent(TypedDict):
+    type: Literal["tx"]
+    height: int
+    index: int | None
+    tx_id: str
+    tx_type: str
+    status: str
+    code: str
+
+
+class WriteEvent(TypedDict):
+    type: Literal["write"]
+    height: int
+    index: int
+    tx_id: str
+    namespace: str
+    key: str
+    op: Literal["put", "delete"]
+    value: Any  # the JSON value written; None for a delete
+    signer: str
+
+
+class GovernanceEvent(TypedDict):
+    type: Literal["governance"]
+    height: int
+    index: int
+    tx_id: str
+    tx_type: str
+    signer: str
+    payload: dict[str, Any]  # the transaction's payload, as signed
+
+
+class BlockEvent(BlockHeaderFields):
+    type: Literal["block"]
+    height: int
+
+
+Event = TxEvent | WriteEvent | GovernanceEvent | BlockEvent
 
 
 class BadMessage(Exception):
@@ -199,9 +250,9 @@ class Selection:
     def needs_bodies(self) -> bool:
         return bool(self.writes) or self.governance
 
-    def events(self, record: BlockRecord) -> list[dict[str, Any]]:
+    def events(self, record: BlockRecord) -> list[Event]:
         """This socket's events of one block, in order: per transaction tx, write, governance; the block last."""
-        out: list[dict[str, Any]] = []
+        out: list[Event] = []
         height = record.height
         for tx in record.txs:
             if tx.tx_id in self.watched:
@@ -248,7 +299,7 @@ class Selection:
         return out
 
 
-def tx_event(height: int, index: int | None, tx_id: str, tx_type: str, status: str, code: str) -> dict[str, Any]:
+def tx_event(height: int, index: int | None, tx_id: str, tx_type: str, status: str, code: str) -> TxEvent:
     return {
         "type": "tx",
         "height": height,

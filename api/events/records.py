@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypedDict
 
-from api.events.protocol import COMMITTED, GOVERNANCE_TYPES, WRITE_TYPES
+from api.events.protocol import COMMITTED, GOVERNANCE_TYPES, WRITE_TYPES, BlockHeaderFields
 from ledger.models import Block, Transaction
 
 CHUNK_TXS = 200  # transactions per replay chunk, at most (a bigger block is read alone); a body is up to 64 KiB
@@ -43,7 +43,7 @@ class TxRow:
 @dataclass
 class BlockRecord:
     height: int
-    header: dict[str, Any]  # HEADER_FIELDS
+    header: BlockHeaderFields  # HEADER_FIELDS, in order
     txs: list[TxRow]
     with_bodies: bool
 
@@ -59,11 +59,23 @@ def chunk_end(low: int, high: int) -> int:
     return end
 
 
+def _header(row: dict[str, Any]) -> BlockHeaderFields:
+    """The HEADER_FIELDS of a Block values() row, in that order."""
+    return {
+        "hash": row["hash"],
+        "prev_hash": row["prev_hash"],
+        "time_ms": row["time_ms"],
+        "proposer": row["proposer"],
+        "round": row["round"],
+        "tx_count": row["tx_count"],
+    }
+
+
 def load_records(low: int, high: int, *, with_bodies: bool) -> list[BlockRecord]:
     """The committed blocks low..high (inclusive) with their transactions in index order."""
     blocks = Block.objects.filter(height__gte=low, height__lte=high).order_by("height")
     records = {
-        row["height"]: BlockRecord(row["height"], {f: row[f] for f in HEADER_FIELDS}, [], with_bodies)
+        row["height"]: BlockRecord(row["height"], _header(row), [], with_bodies)
         for row in blocks.values("height", *HEADER_FIELDS)
     }
     if not records:
