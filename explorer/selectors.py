@@ -22,13 +22,14 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
 from django.db.models import Max, Q, QuerySet, Sum
 
 from consortium.models import MemberKey, Organisation, Peer, Proposal, Vote
 from consortium.selectors import validator_peers
 from consortium.standings import ProposalStanding, standings
+from consortium_protocol.blocks import BlockHeader
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.merkle import verify_inclusion
 from consortium_protocol.votes import link_health, quorum
@@ -36,9 +37,6 @@ from ledger import selectors as ledger_selectors
 from ledger.models import Block, CommitSignature, Evidence, PeerLink, StateEntry, Transaction
 from ledger.selectors import StateChangeRecord, StateEntryRecord, TransactionProof
 from node.runtime import node_public_key
-
-if TYPE_CHECKING:  # types only, as in ledger.selectors: the installed protocol package may be older
-    from consortium_protocol.blocks import BlockHeader
 
 PAGE = 50
 CHART_BLOCKS = 60  # the per-block charts show the newest 60 blocks

@@ -19,12 +19,10 @@ formula against the real encoding.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from consortium_protocol.blocks import BlockHeader
 from consortium_protocol.canonical import canonical
-
-if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
-    from consortium_protocol.blocks import BlockHeader
 
 MIB = 1024 * 1024
 MAX_BLOCK_BYTES = 4 * MIB

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from consortium_protocol.blocks import block_hash, check_header_shape, results_hash, validators_hash
+from consortium_protocol.blocks import BlockHeader, block_hash, check_header_shape, results_hash, validators_hash
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import verify_all
 from consortium_protocol.membership import Membership
@@ -20,9 +20,6 @@ from consortium_protocol.merkle import merkle_root_hex
 from consortium_protocol.transactions import SignedTx, parse_envelope
 from ledger.budgets import MAX_BLOCK_BYTES, block_bytes, envelope_bytes
 from ledger.execution import Execution, StateReader, execute
-
-if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
-    from consortium_protocol.blocks import BlockHeader
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,12 @@ height (primary key) and hash, transactions by tx_id, by signer and by
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
 from django.db import models
 from django.utils import timezone
 
-if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
-    from consortium_protocol.blocks import BlockHeader
+from consortium_protocol.blocks import BlockHeader
 
 
 class Chain(models.Model):

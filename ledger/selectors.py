@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from consortium_protocol.blocks import BlockHeader
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.merkle import audit_path
 from ledger.models import Block, Chain, NodeState, PeerLink, StateChange, StateEntry, Transaction
-
-if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
-    from consortium_protocol.blocks import BlockHeader
 
 
 class TransactionProof(TypedDict):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from consortium_protocol.blocks import BlockHeader
 
 from .errors import ConsortiumError
-
-if TYPE_CHECKING:  # types only: a node may run an installed protocol package older than this checkout
-    from consortium_protocol.blocks import BlockHeader
 
 FINAL_STATUSES = ("committed", "rejected")
 
