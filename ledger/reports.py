@@ -7,7 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from common.writes import write_transaction
-from ledger.models import Evidence, NodeState
+from ledger.models import Evidence, NodeState, PeerLink
 
 
 def report_node_state(
@@ -18,7 +18,7 @@ def report_node_state(
     step: str,
     syncing: bool,
     sync_target: int,
-    links: list[dict[str, Any]],
+    links: list[PeerLink],
 ) -> None:
     """Replace the one NodeState row that web workers read for /status, readiness and the dashboard."""
     with write_transaction():

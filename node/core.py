@@ -37,6 +37,7 @@ from django.db import connections
 from consortium_protocol.errors import ProtocolError
 from ledger.chain import ChainBlock
 from ledger.consensus.machine import ConsensusMachine, Timeouts
+from ledger.models import PeerLink
 from ledger.reports import report_node_state
 from ledger.services import LedgerState
 from node.catchup import BlockSync
@@ -112,7 +113,7 @@ class EngineCore:
         self.gossip = TxGossip(network=self.network, clock=clock)
         self._stopping = False
         self._last_status = 0.0
-        self.peer_links: list[dict[str, Any]] = []  # replaced wholesale by the asyncio side every second
+        self.peer_links: list[PeerLink] = []  # replaced wholesale by the asyncio side every second
 
     @property
     def machine(self) -> ConsensusMachine | None:
