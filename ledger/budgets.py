@@ -9,7 +9,11 @@ sized here, in the bytes of its canonical encoding:
   its pool by bytes as well as by count so that it never builds one;
 - a sync reply packs whole blocks up to `SYNC_REPLY_BYTES`, and always at
   least one, so the largest valid block can always be synced;
-- a gossip batch of transactions packs envelopes up to `GOSSIP_BATCH_BYTES`.
+- a gossip batch of transactions packs envelopes up to `GOSSIP_BATCH_BYTES`;
+- a compact proposal names at most `MAX_BLOCK_TX_IDS` transactions (the most
+  a block within `MAX_BLOCK_BYTES` can hold), and an answer to a request for
+  some of their bodies packs envelopes up to `BLOCK_TX_BYTES`, so the bodies
+  of any valid block fit one answer.
 
 The sizes are computed from the parts' lengths (a stored body is already
 canonical), not by encoding the whole message again; the tests check each
@@ -37,6 +41,11 @@ _ENVELOPE_FRAME = len(b'{"body":') + len(b',"signature":""}')
 _BLOCK_FRAME = len(b'{"header":') + len(b',"txs":[]}')
 # The largest total of (envelope bytes + one separator) a proposer may pack.
 BLOCK_TX_BYTES = MAX_BLOCK_BYTES - _BLOCK_FRAME - HEADER_RESERVE
+
+# The smallest envelope a block can hold: a body holds at least its signer's key (64 hex), and a
+# signature is 128 hex. So a block within MAX_BLOCK_BYTES names at most this many transactions.
+MIN_ENVELOPE_BYTES = _ENVELOPE_FRAME + len(b'{"signer":""}') + 64 + 128
+MAX_BLOCK_TX_IDS = BLOCK_TX_BYTES // (MIN_ENVELOPE_BYTES + 1)
 
 T = TypeVar("T")
 

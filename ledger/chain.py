@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from consortium_protocol.blocks import BlockHeader, block_hash, check_header_shape, results_hash, validators_hash
+from consortium_protocol.canonical import canonical
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import verify_all
 from consortium_protocol.membership import Membership
@@ -45,8 +46,20 @@ class ChainBlock:
     def height(self) -> int:
         return self.header["height"]
 
+    @cached_property
+    def tx_ids(self) -> list[str]:
+        return [tx.tx_id for tx in self.txs]
+
     def to_wire(self) -> dict[str, Any]:
         return {"header": self.header, "txs": [tx.envelope() for tx in self.txs]}
+
+    def canonical_bytes(self) -> bytes:
+        """canonical(self.to_wire()), spliced from the transactions' canonical bodies: none is encoded again."""
+        envelopes = b",".join(
+            b'{"body":' + tx.canonical_body + b',"signature":"' + tx.signature.encode("ascii") + b'"}'
+            for tx in self.txs
+        )
+        return b'{"header":' + canonical(self.header) + b',"txs":[' + envelopes + b"]}"
 
     @property
     def encoded_bytes(self) -> int:

@@ -319,6 +319,24 @@ def verified_before(txs: list[SignedTx]) -> set[str]:
     return {tx.tx_id for tx in txs if stored.get(tx.tx_id) == tx.signature}
 
 
+def stored_txs(tx_ids: list[str]) -> dict[str, SignedTx]:
+    """The transactions among `tx_ids` this node stores, pooled or committed, as they were verified then.
+
+    Every row was verified before it was stored: at admission (body, signature
+    and chain) or, for a committed one, when its block was checked. So a
+    compact proposal's block is rebuilt from them without verifying anything
+    again (node/assembly.py).
+    """
+    found: dict[str, SignedTx] = {}
+    for start in range(0, len(tx_ids), 900):
+        chunk = tx_ids[start : start + 900]
+        for tx_id, body, signature in Transaction.objects.filter(tx_id__in=chunk).values_list(
+            "tx_id", "body", "signature"
+        ):
+            found[tx_id] = SignedTx(loads_strict(body), signature, body.encode("utf-8"), tx_id)
+    return found
+
+
 SIGNER_INACTIVE = "signer_inactive"
 
 

@@ -182,6 +182,7 @@ class EngineCore:
         self._periodic()
         self._handle(item)
         self.relay.release_far_rounds()
+        self.relay.ask_again_if_overdue()
 
     def _handle(self, item: Input) -> None:
         match item:
@@ -292,6 +293,8 @@ class EngineCore:
             "status": self._status_from_peer,
             "get_blocks": self.catchup.serve,
             "blocks": self.catchup.blocks_from_peer,
+            "get_proposal_txs": self.relay.serve_bodies,
+            "proposal_txs": self.relay.bodies_from_peer,
         }.get(kind)
         if handler is not None:
             self.guard.guarded(handler, peer, message)

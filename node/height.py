@@ -34,7 +34,7 @@ from ledger.services import DatabaseStateReader, LedgerState, already_included, 
 from node.dbwork import fresh_connection
 from node.home import NodeHome
 from node.inbox import Timeout
-from node.intake import SignatureCheck
+from node.intake import SignatureCheck, names_its_builder
 from node.network import Network
 from node.resume import resume_point
 from node.signlog import SigningLog
@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class HeightLog:
-    """Every valid consensus message of the current height, as sent on the wire."""
+    """Every valid consensus message of the current height, as sent on the wire (proposals compact)."""
 
     height: int
     messages: dict[tuple, dict[str, Any]] = field(default_factory=dict)
@@ -143,13 +143,7 @@ class HeightDriver:
 
     def feed(self, message: ConsensusVote | ConsensusProposal) -> None:
         """A checked message of this height: logged, then given to the machine."""
-        if (
-            isinstance(message, ConsensusProposal)
-            and message.valid_round == -1
-            and message.block.header.get("proposer") != message.sender
-        ):
-            # A fresh block names its proposer; a re-proposal (rule 2) carries
-            # the block an earlier round's proposer built, so it cannot.
+        if not names_its_builder(message):
             return
         self.log.messages[message_key(message)] = message_to_wire(message)
         effects = self.live.on_vote(message) if isinstance(message, ConsensusVote) else self.live.on_proposal(message)

@@ -6,8 +6,8 @@ the engine loop dispatches on its type.
 Timeouts, wake-ups and stop requests are the node's own and always get in.
 A peer's messages get in only while that peer has fewer than
 `MAX_QUEUED_PER_PEER` waiting, and fewer than `MAX_LARGE_QUEUED_PER_PEER`
-large ones (proposals and block replies, the messages that can approach the
-maximum frame size). A peer that floods the engine loses its own excess,
+large ones (proposals, block replies and answers with proposals' transaction
+bodies, the messages that can approach the maximum frame size). A peer that floods the engine loses its own excess,
 never another peer's place, and the queue's memory is bounded by the number
 of links.
 """
@@ -76,7 +76,7 @@ Input = Wake | Stop | Idle | PeerMessage | PeerUp | FromPeers | Timeout
 def is_large(message: Any) -> bool:
     if not isinstance(message, dict):
         return False
-    if message.get("type") == "blocks":
+    if message.get("type") in ("blocks", "proposal_txs"):
         return True
     inner = message.get("message")
     return message.get("type") == "consensus" and isinstance(inner, dict) and inner.get("kind") == "proposal"

@@ -2,8 +2,10 @@
 
 Every peer is an adversary (docs/consensus.md, "Threat model"). A consensus
 message from a link is parsed and bounded (`node.wire`), its signature
-is verified, and a proposal's block must hash to the signed hash, all before
-the engine keeps it anywhere: in the next-height buffer, the far-rounds
+is verified, and a proposal's block must hash to the signed hash (a compact
+proposal's header is its block's hash, and its tx_root binds the ids), all
+before the engine keeps it anywhere: the proposals waiting for bodies
+(`node.assembly`), in the next-height buffer, the far-rounds
 buffer, the signing log's "seen" records, the height's message log, or a
 relay. Any failure raises ProtocolError, which the engine turns into a
 dropped message.
@@ -21,18 +23,19 @@ from consortium_protocol.votes import vote_bytes
 from ledger import pool
 from ledger.consensus.messages import ConsensusProposal, ConsensusVote, proposal_bytes
 from node.dbwork import fresh_connection
-from node.wire import message_from_wire
+from node.wire import CompactBlock, message_from_wire
 
 Message = ConsensusVote | ConsensusProposal
 
 # Bytes a message is counted for in buffers: its fields, and each transaction's body and signature.
 MESSAGE_OVERHEAD_BYTES = 400
 TX_OVERHEAD_BYTES = 200
+TX_ID_BYTES = 67  # a compact proposal's id: 64 hex, quotes and a separator
 
 
-def parse_consensus(wire: Any, *, chain_id: str, verified) -> Message:
-    """Shape and bounds of a consensus message (ProtocolError if malformed)."""
-    return message_from_wire(wire, chain_id=chain_id, verified=verified)
+def parse_consensus(wire: Any) -> Message:
+    """Shape and bounds of a consensus message from a peer (ProtocolError if malformed)."""
+    return message_from_wire(wire)
 
 
 @fresh_connection
@@ -94,8 +97,21 @@ def check_for_height(message: Message, *, validators: Collection[str], proposer:
             raise ProtocolError("bad_message", "valid_round must be in [-1, round)")
 
 
+def names_its_builder(message: Message) -> bool:
+    """False for a fresh proposal (valid_round -1) whose block names another proposer than its sender.
+
+    A re-proposal (rule 2) carries the block an earlier round's proposer
+    built, so only a fresh one must name its sender.
+    """
+    if not isinstance(message, ConsensusProposal) or message.valid_round != -1:
+        return True
+    return message.block.header.get("proposer") == message.sender
+
+
 def message_size(message: Message) -> int:
     """An estimate of a message's size in memory and on the wire, for byte budgets."""
     if isinstance(message, ConsensusVote):
         return MESSAGE_OVERHEAD_BYTES
+    if isinstance(message.block, CompactBlock):
+        return MESSAGE_OVERHEAD_BYTES + TX_ID_BYTES * len(message.block.tx_ids)
     return MESSAGE_OVERHEAD_BYTES + sum(len(tx.canonical_body) + TX_OVERHEAD_BYTES for tx in message.block.txs)

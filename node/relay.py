@@ -1,11 +1,14 @@
-"""Consensus messages between validators: checked, bounded, fed to the height, relayed once, repaired.
+"""Consensus messages between validators: checked, bounded, made whole, fed to the height, relayed once, repaired.
 
 Every peer message is checked for shape, bounds and signature before it is
 stored, logged, relayed or replayed (`intake`); next-height messages wait in
 a budget per validator (`future`), far-round ones in a bound per validator
-(`rounds`). Consensus messages are relayed once, and the messages of the
-current height are re-sent to a peer that (re)connects or reports fewer of
-them (docs/peers.md). A bad message raises, and the caller
+(`rounds`). A proposal names its transactions by id, and goes on to the
+height only once its block is whole (`assembly`: filled in from bodies this
+node holds, the rest asked of peers). Consensus messages are relayed once,
+in that compact form and only once whole, and the messages of the current
+height are re-sent to a peer that (re)connects or reports fewer of them
+(docs/peers.md). A bad message raises, and the caller
 (`misbehaviour.Misbehaviour.guarded`) drops it.
 """
 
@@ -17,12 +20,14 @@ from typing import Any
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.votes import third
 from ledger.consensus.messages import ConsensusProposal, ConsensusVote
+from node.assembly import ProposalAssembly
 from node.future import FutureBuffer
 from node.height import HeightDriver, message_key, wire_key
-from node.intake import already_verified, check_for_height, parse_consensus
+from node.intake import already_verified, check_for_height, names_its_builder, parse_consensus
 from node.misbehaviour import Misbehaviour
 from node.network import Network
 from node.rounds import FarRounds
+from node.wire import CompactBlock, message_from_log, message_to_wire
 
 # A peer at our height whose status shows fewer messages than we hold gets our
 # whole height log again only once it has lagged this long: a lower count is
@@ -43,6 +48,7 @@ class ConsensusRelay:
         self.guard = guard
         self.future = FutureBuffer()
         self.far_rounds = FarRounds()
+        self.assembly = ProposalAssembly(chain_id=driver.chain_id, me=driver.me, network=network, clock=clock)
         self._lagging_since: dict[str, float] = {}  # peer -> when its status first showed it missing messages
 
     @property
@@ -51,40 +57,47 @@ class ConsensusRelay:
 
     def new_height(self) -> None:
         self._lagging_since.clear()
+        self.assembly.reset(self.height)
 
     def replay(self, height: int, seen: list[dict[str, Any]]) -> None:
         """After the driver began `height`: what others sent before a crash, then what waited for this height."""
         self.far_rounds.clear()
         for wire in seen:
-            # What others sent us before a crash, checked again like any peer message.
-            self.guard.guarded(self.from_peer, None, wire, replaying=True)
+            self.guard.guarded(self.from_log, None, wire)
         for message, wire in self.future.take(height):
             self.guard.guarded(self.admit, None, message, wire)
+
+    def from_log(self, peer: None, logged: Any) -> None:
+        """What others sent us before a crash, as the signing log keeps it (whole blocks), checked again."""
+        if not isinstance(logged, dict) or logged.get("height") != self.height:
+            return
+        message = message_from_log(logged, chain_id=self.driver.chain_id, verified=already_verified)
+        self.admit(peer, message, message_to_wire(message), replaying=True)
 
     # ---- in ------------------------------------------------------------------
 
     def consensus_message(self, peer: str, message: dict[str, Any]) -> None:
         self.from_peer(peer, message.get("message"))
 
-    def from_peer(self, peer: str | None, wire: Any, *, replaying: bool = False) -> None:
+    def from_peer(self, peer: str | None, wire: Any) -> None:
         if not isinstance(wire, dict):
             raise ProtocolError("bad_message", "a consensus message is an object")
         chain_id, machine = self.driver.chain_id, self.driver.live
         height = wire.get("height")
-        if height == self.height + 1 and not replaying:
+        if height == self.height + 1:
             # Parsed and signature-checked now; kept within its signer's budget (future.py).
-            message = parse_consensus(wire, chain_id=chain_id, verified=already_verified)
+            message = parse_consensus(wire)
             if message.sender not in machine.validators:
                 raise ProtocolError("not_validator", "the sender is not a validator")
             self.driver.signatures.check(chain_id, message)
             self.future.add(height, message, wire)
             return
-        if height != self.height or wire_key(wire) in self.driver.log.messages:
+        key = wire_key(wire)
+        if height != self.height or key in self.driver.log.messages or self.assembly.waiting_for(key):
             # Stale, too far ahead (status and block sync cover it), or a copy
-            # we already hold: dropped before the costly parse of a block.
+            # we already hold or wait to fill in: dropped before it is parsed.
             return
-        message = parse_consensus(wire, chain_id=chain_id, verified=already_verified)
-        self.admit(peer, message, wire, replaying=replaying)
+        self.admit(peer, parse_consensus(wire), wire)
 
     def admit(
         self,
@@ -113,16 +126,45 @@ class ConsensusRelay:
         replaying: bool = False,
         origin: str | None = None,
     ) -> None:
+        if message_key(message) in self.driver.log.messages or not names_its_builder(message):
+            return
+        if isinstance(message, ConsensusProposal) and isinstance(message.block, CompactBlock):
+            validators = self.driver.live.validators
+            whole = self.assembly.complete(message, wire, origin=origin, validators=validators)
+            if whole is None:
+                return  # waiting for bodies (assembly.py): fed once they come
+            message = whole
+        self._feed(message, wire, replaying=replaying, origin=origin)
+
+    def _feed(
+        self, message: ConsensusVote | ConsensusProposal, wire: dict[str, Any], *, replaying: bool, origin: str | None
+    ) -> None:
+        """A checked message, a proposal with its whole block: logged, fed, relayed."""
         driver = self.driver
-        if message_key(message) in driver.log.messages:
+        if message.height != self.height or message_key(message) in driver.log.messages:
             return
         if not replaying and driver.me in driver.live.validators:
-            driver.signing.record_seen(wire)
+            driver.signing.record_seen(message)
         driver.feed(message)
         # Relay once: a message one correct node received reaches every correct node.
-        # Not back to the peer it came from, which has it.
+        # Not back to the peer it came from, which has it. A proposal is relayed
+        # only once this node holds its whole block, so it can answer for every body.
         self.network.broadcast({"type": "consensus", "message": wire}, exclude=origin)
         driver.maybe_start(False)
+
+    # ---- transaction bodies of compact proposals ---------------------------------
+
+    def bodies_from_peer(self, peer: str, message: dict[str, Any]) -> None:
+        """A peer's proposal_txs: the proposals it made whole go on to the height."""
+        for filled in self.assembly.bodies_from_peer(peer, message):
+            self._feed(filled.proposal, filled.wire, replaying=False, origin=filled.origin)
+
+    def serve_bodies(self, peer: str, message: dict[str, Any]) -> None:
+        """A peer's get_proposal_txs, answered with the bodies this node holds."""
+        self.assembly.serve(peer, message)
+
+    def ask_again_if_overdue(self) -> None:
+        self.assembly.ask_again_if_overdue()
 
     def release_far_rounds(self) -> None:
         """Feed far-round messages that are now within reach, or that f+1 validators vouch for."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from consortium_protocol.errors import ProtocolError
 from ledger.consensus.messages import PRECOMMIT, ConsensusProposal, ConsensusVote
-from node.wire import message_from_wire
+from node.wire import message_from_log
 
 
 def _logged_blocks(
@@ -32,7 +32,7 @@ def _logged_blocks(
     for wire in seen:
         if isinstance(wire, dict) and wire.get("kind") == "proposal" and wire.get("block_hash") not in blocks:
             try:
-                proposal = message_from_wire(wire, chain_id=chain_id, verified=lambda txs: {tx.tx_id for tx in txs})
+                proposal = message_from_log(wire, chain_id=chain_id, verified=lambda txs: {tx.tx_id for tx in txs})
             except (ProtocolError, KeyError, TypeError, ValueError, AttributeError):
                 continue
             if isinstance(proposal, ConsensusProposal) and proposal.block.hash == proposal.block_hash:

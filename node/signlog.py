@@ -9,6 +9,12 @@ consensus machine, so the node resumes the height exactly where it was (its
 lock included), and signing the same intent again returns the logged
 signature instead of a new one. An intent that conflicts with the log is
 refused: the machine then simply never counts it.
+
+The log keeps proposals with their whole block (node/wire.py, "log form"),
+although peers exchange them compact: a restarted proposer re-proposes
+exactly the block it signed, and a lock's block is found again, without
+asking anyone. The bodies are spliced in as the canonical bytes they already
+are, never encoded again.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import SigningKey
 from consortium_protocol.transactions import SignedTx
 from ledger.consensus.messages import ConsensusProposal, ConsensusVote, ProposalIntent, VoteIntent, sign_intent
-from node.wire import message_from_wire, message_to_wire
+from node.wire import log_bytes, message_from_log, message_to_log
 
 LOG_FILE = "signing_log.jsonl"
 COMPACT_BYTES = 1024 * 1024  # past this the log is rewritten with the current height only
@@ -67,7 +73,7 @@ class SigningLog:
                 if data.get("kind") == "seen":
                     self.seen.append(data["message"])
                     continue
-                message = message_from_wire(data, chain_id=self.chain_id, verified=_all_verified)
+                message = message_from_log(data, chain_id=self.chain_id, verified=_all_verified)
             except (ValueError, TypeError, KeyError, AttributeError, ProtocolError):
                 # A torn last line from a crash mid-append: it was never fsynced,
                 # so it was never sent either.
@@ -106,19 +112,19 @@ class SigningLog:
         if held is not None:
             return held if _same(held, intent) else None
         message = sign_intent(self.key, self.chain_id, intent)
-        self._write(message_to_wire(message))
+        self._append(log_bytes(message))
         self.signed[slot] = message
         return message
 
-    def record_seen(self, wire: dict) -> None:
-        """Log another validator's accepted message; durable with our next signature's fsync.
+    def record_seen(self, message: Message) -> None:
+        """Log another validator's accepted message (a proposal whole); durable with our next signature's fsync.
 
         That is exactly when it matters: a lock (rule 4) is taken on 2f+1
         prevotes and shown by our precommit, so the prevotes are on disk
         before the precommit leaves the node, and a restart replays both.
         """
-        self.seen.append(wire)
-        self._write({"kind": "seen", "message": wire})
+        self.seen.append(message_to_log(message))
+        self._append(b'{"kind":"seen","message":' + log_bytes(message) + b"}")
 
     def flush(self) -> None:
         """Make every signature written so far durable; call before any of them leaves the node."""
@@ -127,9 +133,13 @@ class SigningLog:
             self._unsynced = False
 
     def _write(self, line: dict) -> None:
+        self._append(json.dumps(line, separators=(",", ":")).encode("utf-8"))
+
+    def _append(self, line: bytes) -> None:
+        """One line of JSON (without its newline) at the end of the log, durable with the next flush()."""
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.write(self._fd, (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8"))
+        os.write(self._fd, line + b"\n")
         self._unsynced = True
 
     def close(self) -> None:
@@ -146,7 +156,7 @@ class SigningLog:
         tmp = self.path.with_suffix(".tmp")
         lines = [
             {"kind": "height", "height": self.height},
-            *(message_to_wire(m) for m in self.signed.values()),
+            *(message_to_log(m) for m in self.signed.values()),
             *({"kind": "seen", "message": wire} for wire in self.seen),
         ]
         text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)

@@ -174,7 +174,6 @@ def test_a_restarted_validator_regains_its_lock_from_the_signing_log(tmp_path):
 
     from consortium_protocol.keys import write_key_file
     from ledger.consensus.messages import sign_intent
-    from node.wire import message_to_wire
     from tests.chainkit import Org, make_genesis
 
     orgs = [Org(f"org{i}") for i in range(1, 5)]
@@ -202,7 +201,7 @@ def test_a_restarted_validator_regains_its_lock_from_the_signing_log(tmp_path):
     log = SigningLog(home.path, home.node_key, home.chain_id)
     log.begin_height(1)
     for message in [proposal, *prevotes]:
-        log.record_seen(message_to_wire(message))
+        log.record_seen(message)
     log.sign(VoteIntent("prevote", 1, 0, block.hash))
     log.sign(VoteIntent("precommit", 1, 0, block.hash))
     log.close()

@@ -168,23 +168,23 @@ def test_a_restarted_validator_does_not_prevote_against_its_lock(net):
     b = net.block(core, net.proposer(1, 2), time_offset_ms=9)
     log = SigningLog(net.home.path, net.home.node_key, net.chain_id)
     log.begin_height(1)
-    for wire in (
-        net.proposal(net.proposer(1, 0), 1, 0, a),
-        net.vote(net.key(1), "prevote", 1, 1, None),  # key 1 is a round ahead
-        net.vote(net.key(1), "prevote", 1, 0, a.hash),
-        net.vote(net.key(2), "prevote", 1, 0, a.hash),
+    for message in (
+        net.signed_proposal(net.proposer(1, 0), 1, 0, a),
+        net.signed_vote(net.key(1), "prevote", 1, 1, None),  # key 1 is a round ahead
+        net.signed_vote(net.key(1), "prevote", 1, 0, a.hash),
+        net.signed_vote(net.key(2), "prevote", 1, 0, a.hash),
     ):
-        log.record_seen(wire)
+        log.record_seen(message)
     log.sign(VoteIntent("prevote", 1, 0, a.hash))
     log.sign(VoteIntent("precommit", 1, 0, a.hash))  # the lock: rule 4 at round 0
     log.sign(VoteIntent("prevote", 1, 1, None))  # round 1 had no proposal
     log.sign(VoteIntent("precommit", 1, 1, None))
-    for wire in (
-        net.proposal(net.proposer(1, 2), 1, 2, b),
-        net.vote(net.key(3), "prevote", 1, 2, b.hash),
-        net.vote(net.key(1), "prevote", 1, 2, b.hash),
+    for message in (
+        net.signed_proposal(net.proposer(1, 2), 1, 2, b),
+        net.signed_vote(net.key(3), "prevote", 1, 2, b.hash),
+        net.signed_vote(net.key(1), "prevote", 1, 2, b.hash),
     ):
-        log.record_seen(wire)
+        log.record_seen(message)
     log.close()
 
     restarted = net.core()

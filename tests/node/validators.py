@@ -17,7 +17,7 @@ from consortium_protocol.transactions import sign_body
 from ledger import pool
 from ledger.chain import ChainBlock, build_block
 from ledger.consensus.machine import Timeouts
-from ledger.consensus.messages import ProposalIntent, VoteIntent, sign_intent
+from ledger.consensus.messages import ConsensusProposal, ConsensusVote, ProposalIntent, VoteIntent, sign_intent
 from ledger.services import DatabaseStateReader, open_chain
 from node.core import EngineCore
 from node.home import load_home
@@ -106,12 +106,22 @@ class FourValidators:
         )
         return block
 
+    def signed_proposal(
+        self, key: SigningKey, height: int, round_: int, block: ChainBlock, valid_round: int = -1
+    ) -> ConsensusProposal | ConsensusVote:
+        return sign_intent(key, self.chain_id, ProposalIntent(height, round_, block.hash, valid_round, block))
+
+    def signed_vote(
+        self, key: SigningKey, vote_type: str, height: int, round_: int, block_hash: str | None
+    ) -> ConsensusProposal | ConsensusVote:
+        return sign_intent(key, self.chain_id, VoteIntent(vote_type, height, round_, block_hash))
+
     def proposal(self, key: SigningKey, height: int, round_: int, block: ChainBlock, valid_round: int = -1) -> dict:
-        signed = sign_intent(key, self.chain_id, ProposalIntent(height, round_, block.hash, valid_round, block))
-        return message_to_wire(signed)
+        """The compact proposal peers send (node/wire.py)."""
+        return message_to_wire(self.signed_proposal(key, height, round_, block, valid_round))
 
     def vote(self, key: SigningKey, vote_type: str, height: int, round_: int, block_hash: str | None) -> dict:
-        return message_to_wire(sign_intent(key, self.chain_id, VoteIntent(vote_type, height, round_, block_hash)))
+        return message_to_wire(self.signed_vote(key, vote_type, height, round_, block_hash))
 
     def put(self, nonce: int) -> dict:
         writer = self.orgs[0].writer
