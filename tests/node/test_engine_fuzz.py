@@ -2,9 +2,11 @@
 
 Hypothesis drives `EngineCore` (one validator of four, tests/node/validators.py)
 with messages of every type from authenticated peers: random JSON, and
-mutations of valid signed votes and proposals (a field replaced, removed or
-added, a round or height pushed out of range, a block changed under its
-signature), validly signed ones only by the one Byzantine validator. After
+mutations of valid signed votes and compact proposals (a field replaced,
+removed or added, a round or height pushed out of range, a block or its tx
+ids changed under its signature), requests for transaction bodies and
+answers with genuine, forged, repeated or unasked ones; validly signed
+consensus messages only by the one Byzantine validator. After
 each batch the two honest validators decide the height with the core, which
 must commit it.
 """
@@ -19,14 +21,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consortium_protocol.canonical import MAX_SAFE_INTEGER
+from consortium_protocol.transactions import parse_envelope
 from node.inbox import PeerMessage
 from node.misbehaviour import MISBEHAVIOUR_LIMIT
 from tests.node.validators import FakeClock, FourValidators, consensus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TYPES = ["consensus", "status", "get_blocks", "blocks", "txs", "peer-hello", "nonsense"]
-FIELDS = ["kind", "type", "height", "round", "block_hash", "valid_round", "sender", "signature", "block"]
+TYPES = [
+    "consensus",
+    "status",
+    "get_blocks",
+    "blocks",
+    "txs",
+    "get_proposal_txs",
+    "proposal_txs",
+    "peer-hello",
+    "nonsense",
+]
+FIELDS = ["kind", "type", "height", "round", "block_hash", "valid_round", "sender", "signature", "block", "tx_ids"]
 
 json_values = st.recursive(
     st.none()
@@ -55,7 +68,10 @@ ops = st.lists(
 )
 recipes = st.fixed_dictionaries(
     {
-        "shape": st.sampled_from(["random", "envelope", "vote", "proposal", "status", "sync"]),
+        "shape": st.sampled_from(
+            ["random", "envelope", "vote", "proposal", "proposal", "status", "sync", "request", "answer", "answer"]
+        ),
+        "bodies": st.integers(0, 3),  # transactions in a proposal's block, none of them in the core's pool
         "sender": st.integers(1, 3),
         "peer": st.integers(1, 3),
         "next_height": st.booleans(),
@@ -66,7 +82,7 @@ recipes = st.fixed_dictionaries(
         "offset_ms": st.integers(6, 99),
         "value": json_values,
         "fields": st.dictionaries(
-            st.sampled_from([*FIELDS, "message", "blocks", "from", "count", "messages", "envelopes"]),
+            st.sampled_from([*FIELDS, "message", "blocks", "from", "count", "messages", "envelopes", "tx_ids"]),
             json_values,
             max_size=4,
         ),
@@ -92,7 +108,17 @@ def mutate(base: dict, recipe_ops: list) -> dict:
         elif action == "header" and isinstance(header, dict):
             header[field] = number if field in ("height", "time_ms", "tx_count") else value
         elif action == "txs" and isinstance(block, dict):
-            block["txs"] = value
+            block["tx_ids" if number % 2 else "txs"] = value
+        elif action == "txs" and isinstance(message.get("tx_ids"), list):
+            message["tx_ids"].append(value)
+        elif action == "txs" and isinstance(message.get("envelopes"), list):
+            envelopes = message["envelopes"]
+            if envelopes and isinstance(envelopes[0], dict) and number % 3 == 0:
+                envelopes[0]["signature"] = "00" * 64  # forged
+            elif envelopes and number % 3 == 1:
+                envelopes.append(copy.deepcopy(envelopes[0]))  # repeated
+            else:
+                envelopes.append(value)
     return message
 
 
@@ -112,9 +138,28 @@ def build(recipe: dict, net: FourValidators, core) -> tuple[str, object]:
     if shape == "sync":
         entry = {"block": net.block(core, sender).to_wire(), "commit": recipe["value"], "round": recipe["int"]}
         return peer, {"type": recipe["type"], "blocks": [entry], "from": recipe["int"], "count": recipe["int"]}
+    candidates = [parse_envelope(net.put(10_000 + height * 10 + i), net.chain_id) for i in range(3)]
+    bodies = candidates[: recipe["bodies"]]
+    if shape == "request":
+        base = {"type": "get_proposal_txs", "tx_ids": [tx.tx_id for tx in bodies] or [recipe["target"]]}
+        return peer, base if recipe["keep"] else mutate(base, recipe["ops"])
+    if shape == "answer":
+        # What the core last asked for, from the peer it asked (then mutated, or not), else some bodies.
+        asked = [(to, m["tx_ids"]) for to, m in core.network.out if m.get("type") == "get_proposal_txs"]
+        if asked:
+            peer, ids = asked[-1]
+            bodies = [tx for tx in candidates if tx.tx_id in ids]
+        base = {"type": "proposal_txs", "envelopes": [tx.envelope() for tx in bodies]}
+        return peer, base if recipe["keep"] else mutate(base, recipe["ops"])
     at = height + 1 if recipe["next_height"] else height
     if shape == "vote":
         base = net.vote(sender, recipe["vote_type"], at, 0, recipe["target"])
+    elif shape == "proposal" and recipe["keep"] and at == height:
+        # The Byzantine validator's own round (never round 0, which the honest decide): its
+        # block's bodies are in no pool, so the core asks for them, and answers may fill it in.
+        round_ = (3 - height) % 4 or 4
+        block = net.block(core, net.key(3), bodies, time_offset_ms=recipe["offset_ms"])
+        return peer, consensus(net.proposal(net.key(3), at, round_, block))
     else:
         # Height h: a non-proposer's (refused, mutated or not: a second proposal from the
         # round's proposer would be equivocation that costs the honest nodes the round);
@@ -122,7 +167,8 @@ def build(recipe: dict, net: FourValidators, core) -> tuple[str, object]:
         proposer = net.proposer(at, 0) if at > height else net.proposer(at, 1 + recipe["sender"] % 3)
         if proposer.public_key == net.me:
             proposer = net.proposer(at, 1 + recipe["sender"] % 3)
-        base = net.proposal(proposer, at, 0, net.block(core, proposer, time_offset_ms=recipe["offset_ms"]))
+        block = net.block(core, proposer, bodies, time_offset_ms=recipe["offset_ms"])
+        base = net.proposal(proposer, at, 0, block)
     keep = recipe["keep"] and (at > height or shape == "vote")
     return peer, consensus(base if keep else mutate(base, recipe["ops"]))
 
