@@ -191,7 +191,7 @@ class ProposalAssembly:
         held = self._held(block.tx_ids)
         if len(held) == len(block.tx_ids):
             whole = block.filled([held[tx_id] for tx_id in block.tx_ids])
-            self._keep(whole)
+            self.keep(whole)
             return replace(proposal, block=whole)
         if not self._make_room(proposal):
             return None
@@ -223,7 +223,10 @@ class ProposalAssembly:
                 return tx
         return None
 
-    def _keep(self, block: ChainBlock) -> None:
+    def keep(self, block: ChainBlock) -> None:
+        """A whole block of this height: it fills in later proposals of it, and its bodies are served."""
+        if block.hash in self._blocks:
+            return
         self._blocks[block.hash] = block
         if len(self._blocks) > MAX_BLOCKS_KEPT:
             del self._blocks[next(iter(self._blocks))]
@@ -298,7 +301,7 @@ class ProposalAssembly:
             elif waiting.whole:
                 del self._waiting[key]
                 filled = waiting.filled()
-                self._keep(filled.block)
+                self.keep(filled.block)
                 whole.append(Filled(filled, waiting.wire, waiting.origin))
             elif waiting.asked == peer and waiting.asks < len(waiting.targets):
                 self._ask(waiting)  # it lacked some: the next peer at once, on the first pass over them

@@ -62,6 +62,9 @@ class ConsensusRelay:
     def replay(self, height: int, seen: list[dict[str, Any]]) -> None:
         """After the driver began `height`: what others sent before a crash, then what waited for this height."""
         self.far_rounds.clear()
+        for signed in self.driver.signing.signed.values():
+            if isinstance(signed, ConsensusProposal) and signed.height == height and signed.block is not None:
+                self.assembly.keep(signed.block)  # what we proposed before a crash: its bodies are ours to serve
         for wire in seen:
             self.guard.guarded(self.from_log, None, wire)
         for message, wire in self.future.take(height):
@@ -143,6 +146,8 @@ class ConsensusRelay:
         driver = self.driver
         if message.height != self.height or message_key(message) in driver.log.messages:
             return
+        if isinstance(message, ConsensusProposal):
+            self.assembly.keep(message.block)
         if not replaying and driver.me in driver.live.validators:
             driver.signing.record_seen(message)
         driver.feed(message)

@@ -72,6 +72,7 @@ class ByzantinePeer:
     # ---- crafted consensus messages ---------------------------------------------
 
     def proposal(self, height: int, round_: int, block: dict[str, Any]) -> dict[str, Any]:
+        """A signed compact proposal of `block` (docs/peers.md): its header and its transaction ids."""
         header = block["header"]
         signed = sign_intent(self.key, self.chain_id, ProposalIntent(height, round_, block_hash(header), -1, None))
         return {
@@ -84,9 +85,14 @@ class ByzantinePeer:
                 "valid_round": -1,
                 "sender": self.key.public_key,
                 "signature": signed.signature,
-                "block": block,
+                "block": {"header": header, "tx_ids": [tx_id_of(tx["body"]) for tx in block["txs"]]},
             },
         }
+
+    @staticmethod
+    def bodies(txs: list[dict[str, Any]]) -> dict[str, Any]:
+        """An answer to an honest node's get_proposal_txs for a proposal of ours."""
+        return {"type": "proposal_txs", "envelopes": txs}
 
     def vote(self, vote_type: str, height: int, round_: int, target: str | None) -> dict[str, Any]:
         signed = sign_intent(self.key, self.chain_id, VoteIntent(vote_type, height, round_, target))
@@ -119,13 +125,13 @@ class ByzantinePeer:
         }
         return {"header": header, "txs": txs}
 
-    def forged_transaction(self, signer: SigningKey) -> dict[str, Any]:
+    def forged_transaction(self, signer: SigningKey, nonce: int = 1) -> dict[str, Any]:
         """A transaction whose signature does not verify."""
         body = {
             "chain_id": self.chain_id,
             "type": "state.put",
             "signer": signer.public_key,
-            "nonce": 1,
+            "nonce": nonce,
             "payload": {"namespace": "n", "key": "k", "value": 1},
         }
         envelope = sign_body(body, signer)

@@ -3,7 +3,8 @@
 The attacker (tests/network/byzantine.py) authenticates with validator 4's
 node key and sends what crashed or halted honest nodes before: the bare
 next-height consensus message, the lying status, conflicting signed
-prevotes at rounds 2^31 and 2^53-1, an oversized proposal and unsolicited
+prevotes at rounds 2^31 and 2^53-1, an oversized compact proposal whose
+bodies it answers with forged ones over a block's bytes, and unsolicited
 blocks. The three honest nodes must keep committing, agree, stay up and
 report ready, on SQLite and on PostgreSQL (the suite's DATABASE_URL).
 """
@@ -25,7 +26,7 @@ from tests.processes import NodeLauncher
 
 pytestmark = pytest.mark.slow
 
-OVERSIZED_TXS = 90  # 90 transactions of ~60 KiB: a ~5.5 MiB proposal, under the frame limit, far over any block
+OVERSIZED_TXS = 90  # 90 transactions of ~60 KiB: ~5.5 MiB of bodies, under the frame limit, far over any block
 
 
 def readyz(member) -> tuple[int, dict]:
@@ -41,8 +42,9 @@ async def _attack(net: LocalConsortium, attacker: ByzantinePeer, honest: list) -
         await attacker.connect(member.node_key, f"ws://127.0.0.1:{member.port}/ws/peer/")
     tip, tip_hash = max(net.hashes(honest[0]).items(), default=(0, "0" * 64))
     height = tip + 1
-    big = attacker.forged_transaction(net.writers[0])
-    big["body"]["payload"]["value"] = "x" * 60_000
+    bigs = [attacker.forged_transaction(net.writers[0], nonce) for nonce in range(OVERSIZED_TXS)]
+    for big in bigs:
+        big["body"]["payload"]["value"] = "x" * 60_000
     entry = {
         "block": attacker.block(height, prev_hash=tip_hash),
         "commit": [{"validator": attacker.key.public_key, "round": 0, "signature": "00" * 64}],
@@ -59,9 +61,12 @@ async def _attack(net: LocalConsortium, attacker: ByzantinePeer, honest: list) -
                 await attacker.send(key, attacker.vote("prevote", at, round_, "b" * 64))
             await attacker.send(key, {"type": "blocks", "blocks": [entry]})
         await asyncio.sleep(0.8)
-    oversized = attacker.block(height + 1, prev_hash=tip_hash, txs=[big] * OVERSIZED_TXS)
+    oversized = attacker.block(height + 1, prev_hash=tip_hash, txs=bigs)
     for round_ in range(2):
         await attacker.send(honest[0].node_key, attacker.proposal(height + 1, round_, oversized))
+    await asyncio.sleep(0.3)  # asked for the bodies it lacks: forged ones, more than a block may hold
+    await attacker.send(honest[0].node_key, attacker.bodies(bigs))
+    await attacker.send(honest[0].node_key, attacker.bodies(bigs[:2]))
     await asyncio.sleep(1.0)
     await attacker.close()
 

@@ -382,6 +382,8 @@ def hostile(txs: list[SignedTx], edits: list) -> dict:
     envelopes = [copy.deepcopy(tx.envelope()) for tx in txs]
     for action, index, value in edits:
         target = envelopes[index % len(envelopes)] if envelopes else None
+        if not (isinstance(target, dict) and isinstance(target.get("body"), dict)):
+            target = None  # an earlier edit put garbage there
         if action == "signature" and target:
             target["signature"] = value
         elif action == "nonce" and target:

@@ -199,7 +199,7 @@ def test_any_mutation_of_a_compact_block_is_refused_or_still_names_exactly_the_s
             ids.pop(index % len(ids))
         elif action == "add_id" and isinstance(ids, list):
             ids.append(value if index % 2 else canonical_id(99 + index))
-        elif action == "header":
+        elif action == "header" and isinstance(wire.get("header"), dict):
             wire["header"][["tx_count", "tx_root", "height", "proposer", "chain_id", "extra"][index]] = value
         elif action == "key":
             wire[["header", "tx_ids", "txs", "block", "x", "tx_ids"][index]] = value
