@@ -9,6 +9,7 @@ transaction survives a crash of the node and still ends committed or rejected.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
@@ -333,7 +334,8 @@ def stored_txs(tx_ids: list[str]) -> dict[str, SignedTx]:
         for tx_id, body, signature in Transaction.objects.filter(tx_id__in=chunk).values_list(
             "tx_id", "body", "signature"
         ):
-            found[tx_id] = SignedTx(loads_strict(body), signature, body.encode("utf-8"), tx_id)
+            # The stored body is the canonical text checked when it was stored: plain json reads it exactly.
+            found[tx_id] = SignedTx(json.loads(body), signature, body.encode("utf-8"), tx_id)
     return found
 
 

@@ -236,7 +236,8 @@ class ProposalAssembly:
 
     def _slot_full(self, proposal: ConsensusProposal) -> bool:
         slot = (proposal.round, proposal.sender)
-        return sum((w.proposal.round, w.proposal.sender) == slot for w in self._waiting.values()) >= MAX_WAITING_PER_SLOT
+        held = sum((w.proposal.round, w.proposal.sender) == slot for w in self._waiting.values())
+        return held >= MAX_WAITING_PER_SLOT
 
     def _make_room(self, proposal: ConsensusProposal) -> bool:
         """Whether a new waiting proposal may be held; the lowest earlier round's gives way if all are taken."""
@@ -270,6 +271,15 @@ class ProposalAssembly:
         waiting.asks += 1
         waiting.asked_at = self.clock()
         waiting.asked = peer
+        logger.info(
+            "asked %s for %s of the %s bodies of proposal %s (round %s)",
+            peer[:12],
+            len(missing),
+            len(waiting.block.tx_ids),
+            waiting.proposal.block_hash[:16],
+            waiting.proposal.round,
+            extra={"event": "bodies_asked", "height": waiting.proposal.height, "round": waiting.proposal.round},
+        )
         self.network.send(peer, {"type": REQUEST, "tx_ids": missing})
 
     def ask_again_if_overdue(self) -> None:

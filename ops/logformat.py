@@ -2,7 +2,7 @@
 
 Keys: time (UTC, ISO 8601 with milliseconds), level, logger, message, then
 whatever the call passed with `extra=` (the engine adds event, height and
-round to commit, sync and equivocation lines), and exc with the traceback
+round to commit, sync, equivocation and bodies_asked lines), and exc with the traceback
 when there is one. Newlines inside values are escaped by JSON, so a log
 shipper can split on lines. This module is loaded by the logging
 configuration before Django's apps, so it must not import models.
