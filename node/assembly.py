@@ -15,7 +15,9 @@ hash to its id (it is parsed and canonically encoded again) and its
 signature must verify. A peer that answers with anything else (an id not
 asked of it, the same id twice, a bad signature, more than a block's bytes)
 has its answer dropped and counted against its link
-(node/misbehaviour.py).
+(node/misbehaviour.py). Requests carry the asker's height and answers
+repeat it: an answer for a height this node has left is late, and dropped
+unread without counting.
 
 Only a whole block goes on to the consensus machine; until then the
 proposal counts for nothing, as if it had not arrived yet, so a node whose
@@ -26,7 +28,9 @@ Everything here is bounded per height: `MAX_WAITING` proposals waiting for
 bodies, `MAX_WAITING_PER_SLOT` of them per (round, sender); `MAX_BLOCKS_KEPT`
 whole blocks kept to fill the next proposal of the same block and to answer
 peers; `MAX_ASKED_PER_PEER` ids remembered as asked of each peer; and
-`SERVE_BYTES_PER_PEER` of bodies served to each peer. An answer holds at most
+`SERVE_BYTES_PER_PEER` of bodies served to each peer when the engine serves
+requests itself (without its host, which serves them beside the engine
+thread: node/host.py). An answer holds at most
 `BLOCK_TX_BYTES` of envelopes, so the bodies of any valid block fit one.
 """
 
@@ -38,6 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.hashing import is_hex64
 from consortium_protocol.keys import verify_all
@@ -123,16 +128,48 @@ def _key(proposal: ConsensusProposal) -> tuple:
     return ("proposal", proposal.height, proposal.round, proposal.sender, proposal.block_hash)
 
 
-def check_request(message: dict[str, Any]) -> list[str]:
-    """The ids of a get_proposal_txs: 1 to MAX_BLOCK_TX_IDS distinct 64-hex ids (ProtocolError if not)."""
-    tx_ids = message.get("tx_ids")
-    if set(message) != {"type", "tx_ids"} or not isinstance(tx_ids, list):
-        raise ProtocolError("bad_message", "get_proposal_txs has exactly type and tx_ids (a list)")
+def check_request(message: dict[str, Any]) -> tuple[int, list[str]]:
+    """The height and ids of a get_proposal_txs: 1 to MAX_BLOCK_TX_IDS distinct 64-hex ids (ProtocolError if not)."""
+    height, tx_ids = message.get("height"), message.get("tx_ids")
+    if set(message) != {"type", "height", "tx_ids"} or not isinstance(tx_ids, list):
+        raise ProtocolError("bad_message", "get_proposal_txs has exactly type, height and tx_ids (a list)")
+    if not isinstance(height, int) or isinstance(height, bool) or not 1 <= height <= MAX_SAFE_INTEGER:
+        raise ProtocolError("bad_message", "height must be an integer in [1, 2^53-1]")
     if not 1 <= len(tx_ids) <= MAX_BLOCK_TX_IDS or not all(is_hex64(tx_id) for tx_id in tx_ids):
         raise ProtocolError("bad_message", f"tx_ids holds 1 to {MAX_BLOCK_TX_IDS} ids of 64 lowercase hex")
     if len(set(tx_ids)) != len(tx_ids):
         raise ProtocolError("bad_message", "tx_ids names a transaction twice")
-    return tx_ids
+    return height, tx_ids
+
+
+def answer_request(
+    message: dict[str, Any], held: Callable[[list[str]], dict[str, SignedTx]]
+) -> tuple[dict[str, Any], int]:
+    """The proposal_txs for a get_proposal_txs and its bodies' bytes: what `held` finds, in the order asked.
+
+    At most BLOCK_TX_BYTES of envelopes, so the bodies of any valid block fit
+    one answer; those not found are left out (an empty answer says "ask
+    someone else").
+    """
+    height, tx_ids = check_request(message)
+    found = held(tx_ids)
+    envelopes: list[dict[str, Any]] = []
+    size = 0
+    for tx_id in tx_ids:
+        tx = found.get(tx_id)
+        if tx is None:
+            continue
+        cost = _envelope_cost(tx)
+        if size + cost > BLOCK_TX_BYTES:
+            break
+        envelopes.append(tx.envelope())
+        size += cost
+    return {"type": ANSWER, "height": height, "envelopes": envelopes}, size
+
+
+def stored_answer(message: dict[str, Any]) -> dict[str, Any]:
+    """answer_request from the transactions this node stores: what its host serves beside the engine thread."""
+    return answer_request(message, pool.stored_txs)[0]
 
 
 class ProposalAssembly:
@@ -280,7 +317,7 @@ class ProposalAssembly:
             waiting.proposal.round,
             extra={"event": "bodies_asked", "height": waiting.proposal.height, "round": waiting.proposal.round},
         )
-        self.network.send(peer, {"type": REQUEST, "tx_ids": missing})
+        self.network.send(peer, {"type": REQUEST, "height": self.height, "tx_ids": missing})
 
     def ask_again_if_overdue(self) -> None:
         """Ask the next peer for what a waiting proposal still lacks, once its pause since the last ask is over."""
@@ -293,7 +330,14 @@ class ProposalAssembly:
     # ---- answers -----------------------------------------------------------------
 
     def bodies_from_peer(self, peer: str, message: dict[str, Any]) -> list[Filled]:
-        """Admit a peer's answer; return the waiting proposals it made whole (ProtocolError: dropped, counted)."""
+        """Admit a peer's answer; return the waiting proposals it made whole (ProtocolError: dropped, counted).
+
+        An answer for another height is late (this node moved on since it
+        asked) or stale: dropped unread and not counted, like a consensus
+        message of another height.
+        """
+        if message.get("height") != self.height:
+            return []
         txs = self._checked_answer(peer, message)
         wanted = {tx_id for waiting in self._waiting.values() for tx_id in waiting.missing()}
         fresh = [tx for tx in txs if tx.tx_id in wanted]  # a late or repeated answer costs no verification
@@ -319,8 +363,8 @@ class ProposalAssembly:
 
     def _checked_answer(self, peer: str, message: dict[str, Any]) -> list[SignedTx]:
         envelopes = message.get("envelopes")
-        if set(message) != {"type", "envelopes"} or not isinstance(envelopes, list):
-            raise ProtocolError("bad_message", "proposal_txs has exactly type and envelopes (a list)")
+        if set(message) != {"type", "height", "envelopes"} or not isinstance(envelopes, list):
+            raise ProtocolError("bad_message", "proposal_txs has exactly type, height and envelopes (a list)")
         if len(envelopes) > MAX_BLOCK_TX_IDS:
             raise ProtocolError("bad_message", f"proposal_txs holds at most {MAX_BLOCK_TX_IDS} envelopes")
         asked = self._asked.get(peer, set())
@@ -343,21 +387,16 @@ class ProposalAssembly:
     # ---- serving peers -----------------------------------------------------------
 
     def serve(self, peer: str, message: dict[str, Any]) -> None:
-        """Answer a peer's get_proposal_txs with the bodies this node holds, within its share of this height."""
-        tx_ids = check_request(message)
+        """Answer a peer's get_proposal_txs, within its share of this height.
+
+        Only when the engine runs without its host: node/host.py answers them
+        beside the engine thread from the transactions stored
+        (`stored_answer`), so that serving never waits behind the engine's
+        inbox or delays a vote.
+        """
+        check_request(message)
         if self._served[peer] >= SERVE_BYTES_PER_PEER:
             return  # its share of this height is spent; it will ask another peer
-        held = self._held(tx_ids)
-        envelopes: list[dict[str, Any]] = []
-        size = 0
-        for tx_id in tx_ids:
-            tx = held.get(tx_id)
-            if tx is None:
-                continue
-            cost = _envelope_cost(tx)
-            if size + cost > BLOCK_TX_BYTES:
-                break
-            envelopes.append(tx.envelope())
-            size += cost
+        reply, size = answer_request(message, self._held)
         self._served[peer] += max(size, 1)
-        self.network.send(peer, {"type": ANSWER, "envelopes": envelopes})
+        self.network.send(peer, reply)

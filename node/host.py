@@ -6,7 +6,8 @@ layer (from this or any other web worker), peer messages from the peer hub,
 and committed blocks and peer and consensus changes go out through the
 `Publisher` it is given (node/publisher.py) for the live dashboard. Work
 that must never delay a vote (admitting gossiped transactions, serving
-stored blocks) runs here, beside the engine thread. See
+stored blocks and proposals' transaction bodies) runs here, beside the
+engine thread. See
 docs/architecture.md for why one engine per node is the only writer.
 """
 
@@ -31,6 +32,7 @@ from ledger import pool
 from ledger.consensus.machine import Timeouts
 from ledger.services import LedgerState, open_chain
 from livefeed import events
+from node.assembly import REQUEST, stored_answer
 from node.core import Committed, EngineCore
 from node.dbwork import on_worker
 from node.home import NodeHome
@@ -60,10 +62,12 @@ def timeouts_from_settings() -> Timeouts:
 
 GOSSIP_BATCH_LIMIT = 2000
 BLOCK_SERVERS = 2  # get_blocks replies read and encoded at once, beside the engine thread
+BODY_SERVERS = 2  # get_proposal_txs answers read and encoded at once, beside the engine thread
 
 
 _stored_blocks = on_worker(stored_blocks)
 _admit = on_worker(pool.admit)
+_stored_answer = on_worker(stored_answer)
 
 
 def _admit_from_peer(envelopes: list, chain_id: str) -> list[str]:
@@ -100,6 +104,8 @@ class EngineHost:
         self._feed_tasks: set[asyncio.Future] = set()
         self._serving: set[str] = set()  # peers whose get_blocks is being served (one at a time each)
         self._block_servers = asyncio.Semaphore(BLOCK_SERVERS)
+        self._serving_bodies: set[str] = set()  # peers whose get_proposal_txs is being served (one at a time each)
+        self._body_servers = asyncio.Semaphore(BODY_SERVERS)
 
     async def start(self) -> None:
         """Open the chain (initialising it from genesis once) and start the engine thread."""
@@ -178,6 +184,13 @@ class EngineHost:
                 self._serving.add(peer)
                 self._background(self._serve_blocks(peer, message))
             return None
+        if message.get("type") == REQUEST:
+            # Answered beside the engine thread from the stored transactions, so that a
+            # validator waiting for bodies never waits behind our engine's inbox.
+            if peer not in self._serving_bodies:
+                self._serving_bodies.add(peer)
+                self._background(self._serve_bodies(peer, message))
+            return None
         if message.get("type") == "status" and isinstance(message.get("height"), int):
             self._peer_heights[peer] = message["height"]  # explorer: the peer's height on the network page
         self.running.deliver(peer, message)
@@ -203,6 +216,21 @@ class EngineHost:
             logger.warning("could not send blocks from %s to %s: %s", message.get("from"), peer[:12], unsendable)
         finally:
             self._serving.discard(peer)
+
+    async def _serve_bodies(self, peer: str, message: dict) -> None:
+        try:
+            async with self._body_servers:
+                # Read, packed and encoded on a worker thread (send_threadsafe encodes on its caller's).
+                await asyncio.to_thread(self._answer_bodies, peer, message)
+        except ProtocolError as bad:
+            logger.info("dropped a malformed get_proposal_txs from %s: %s", peer[:12], bad.detail)
+        finally:
+            self._serving_bodies.discard(peer)
+
+    def _answer_bodies(self, peer: str, message: dict) -> None:
+        answer = _stored_answer(message)
+        if self.hub is not None:
+            self.hub.send_threadsafe(peer, answer)
 
     async def _admit_gossip(self, envelopes: object) -> None:
         if not isinstance(envelopes, list) or len(envelopes) > GOSSIP_BATCH_LIMIT:

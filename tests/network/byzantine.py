@@ -90,9 +90,9 @@ class ByzantinePeer:
         }
 
     @staticmethod
-    def bodies(txs: list[dict[str, Any]]) -> dict[str, Any]:
+    def bodies(height: int, txs: list[dict[str, Any]]) -> dict[str, Any]:
         """An answer to an honest node's get_proposal_txs for a proposal of ours."""
-        return {"type": "proposal_txs", "envelopes": txs}
+        return {"type": "proposal_txs", "height": height, "envelopes": txs}
 
     def vote(self, vote_type: str, height: int, round_: int, target: str | None) -> dict[str, Any]:
         signed = sign_intent(self.key, self.chain_id, VoteIntent(vote_type, height, round_, target))

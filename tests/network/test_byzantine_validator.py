@@ -65,8 +65,9 @@ async def _attack(net: LocalConsortium, attacker: ByzantinePeer, honest: list) -
     for round_ in range(2):
         await attacker.send(honest[0].node_key, attacker.proposal(height + 1, round_, oversized))
     await asyncio.sleep(0.3)  # asked for the bodies it lacks: forged ones, more than a block may hold
-    await attacker.send(honest[0].node_key, attacker.bodies(bigs))
-    await attacker.send(honest[0].node_key, attacker.bodies(bigs[:2]))
+    for at in (height, height + 1):  # whichever height the honest node is at by now
+        await attacker.send(honest[0].node_key, attacker.bodies(at, bigs))
+        await attacker.send(honest[0].node_key, attacker.bodies(at, bigs[:2]))
     await asyncio.sleep(1.0)
     await attacker.close()
 

@@ -94,8 +94,12 @@ class Node:
         return [m["envelopes"] for m in self.network.sent_to(peer, assembly.ANSWER)]
 
 
-def answer(*txs: SignedTx) -> dict:
-    return {"type": assembly.ANSWER, "envelopes": [tx.envelope() for tx in txs]}
+def answer(*txs: SignedTx, height: int = 5) -> dict:
+    return {"type": assembly.ANSWER, "height": height, "envelopes": [tx.envelope() for tx in txs]}
+
+
+def request(*tx_ids: str, height: int = 5) -> dict:
+    return {"type": assembly.REQUEST, "height": height, "tx_ids": list(tx_ids)}
 
 
 # ---- filling in ------------------------------------------------------------------------
@@ -228,10 +232,10 @@ def test_an_answer_repeating_a_body_or_malformed_is_refused():
     node.receive(block_of(txs))
     for bad in (
         answer(txs[0], txs[0]),
-        {"type": assembly.ANSWER},
-        {"type": assembly.ANSWER, "envelopes": "x"},
-        {"type": assembly.ANSWER, "envelopes": [], "extra": 1},
-        {"type": assembly.ANSWER, "envelopes": [{"body": {}, "signature": "ab"}]},
+        {"type": assembly.ANSWER, "height": 5},
+        {"type": assembly.ANSWER, "height": 5, "envelopes": "x"},
+        {"type": assembly.ANSWER, "height": 5, "envelopes": [], "extra": 1},
+        {"type": assembly.ANSWER, "height": 5, "envelopes": [{"body": {}, "signature": "ab"}]},
     ):
         with pytest.raises(ProtocolError):
             node.assembly.bodies_from_peer(ORIGIN, bad)
@@ -297,10 +301,21 @@ def test_a_new_height_forgets_what_waited_and_what_was_asked():
     txs = [put(1)]
     node = Node()
     node.receive(block_of(txs))
+    assert node.requests()[0] == (ORIGIN, [txs[0].tx_id])
+    assert node.network.out[-1][1]["height"] == 5
     node.assembly.reset(6)
     assert len(node.assembly) == 0
+    assert node.assembly.bodies_from_peer(ORIGIN, answer(*txs)) == []  # late, for height 5: dropped, not counted
     with pytest.raises(ProtocolError, match="not asked"):
-        node.assembly.bodies_from_peer(ORIGIN, answer(*txs))
+        node.assembly.bodies_from_peer(ORIGIN, answer(*txs, height=6))
+
+
+def test_an_answer_for_another_height_is_dropped_unread():
+    node = Node()
+    node.receive(block_of([put(1)]))
+    garbage = {"type": assembly.ANSWER, "height": 4, "envelopes": "not even a list"}
+    assert node.assembly.bodies_from_peer(ORIGIN, garbage) == []
+    assert len(node.assembly) == 1
 
 
 # ---- serving peers -------------------------------------------------------------------------
@@ -309,7 +324,7 @@ def test_a_new_height_forgets_what_waited_and_what_was_asked():
 def test_a_request_is_answered_with_the_bodies_held_in_the_order_asked():
     txs = [put(i) for i in range(4)]
     node = Node(stored=txs[1:])
-    node.assembly.serve(OTHER, {"type": assembly.REQUEST, "tx_ids": [txs[3].tx_id, txs[0].tx_id, txs[1].tx_id]})
+    node.assembly.serve(OTHER, request(txs[3].tx_id, txs[0].tx_id, txs[1].tx_id))
     (envelopes,) = node.answers(OTHER)
     assert envelopes == [txs[3].envelope(), txs[1].envelope()]  # txs[0] is not held: left out
 
@@ -320,42 +335,45 @@ def test_bodies_of_a_whole_block_are_served_from_memory():
     node.receive(block_of(txs))
     node.assembly.bodies_from_peer(ORIGIN, answer(*txs))
     node.lookups.clear()
-    node.assembly.serve(OTHER, {"type": assembly.REQUEST, "tx_ids": [tx.tx_id for tx in txs]})
+    node.assembly.serve(OTHER, request(*[tx.tx_id for tx in txs]))
     assert node.answers(OTHER) == [[tx.envelope() for tx in txs]] and node.lookups == []
 
 
 def test_an_answer_holds_at_most_a_block_of_bytes_and_a_peer_at_most_its_share_a_height():
     big = [put(i, "x" * 60_000) for i in range(80)]
     node = Node(stored=big)
-    request = {"type": assembly.REQUEST, "tx_ids": [tx.tx_id for tx in big]}
-    node.assembly.serve(OTHER, request)
+    asked = request(*[tx.tx_id for tx in big])
+    node.assembly.serve(OTHER, asked)
     (envelopes,) = node.answers(OTHER)
     assert 0 < len(envelopes) < len(big)
     per_answer = sum(len(canonical(e)) + 1 for e in envelopes)
     assert BLOCK_TX_BYTES - 70_000 < per_answer <= BLOCK_TX_BYTES
     for _ in range(5):
-        node.assembly.serve(OTHER, request)
+        node.assembly.serve(OTHER, asked)
     served = len(node.answers(OTHER))
     # Answered until its share of the height (SERVE_BYTES_PER_PEER) is spent, then no more.
     assert (served - 1) * per_answer < assembly.SERVE_BYTES_PER_PEER <= served * per_answer
     assert served < 6
-    node.assembly.serve(ORIGIN, request)
+    node.assembly.serve(ORIGIN, asked)
     assert len(node.answers(ORIGIN)) == 1  # another peer's share is its own
     node.assembly.reset(6)
-    node.assembly.serve(OTHER, request)
+    node.assembly.serve(OTHER, asked)
     assert len(node.answers(OTHER)) == served + 1
 
 
 @pytest.mark.parametrize(
     "request_",
     [
-        {"type": assembly.REQUEST},
-        {"type": assembly.REQUEST, "tx_ids": []},
-        {"type": assembly.REQUEST, "tx_ids": "ab" * 32},
-        {"type": assembly.REQUEST, "tx_ids": ["AB" * 32]},
-        {"type": assembly.REQUEST, "tx_ids": ["ab" * 32, "ab" * 32]},
-        {"type": assembly.REQUEST, "tx_ids": ["ab" * 32], "height": 5},
-        {"type": assembly.REQUEST, "tx_ids": [f"{i:064x}" for i in range(MAX_BLOCK_TX_IDS + 1)]},
+        {"type": assembly.REQUEST, "height": 5},
+        {"type": assembly.REQUEST, "height": 5, "tx_ids": []},
+        {"type": assembly.REQUEST, "height": 5, "tx_ids": "ab" * 32},
+        {"type": assembly.REQUEST, "height": 5, "tx_ids": ["AB" * 32]},
+        {"type": assembly.REQUEST, "height": 5, "tx_ids": ["ab" * 32, "ab" * 32]},
+        {"type": assembly.REQUEST, "tx_ids": ["ab" * 32]},
+        {"type": assembly.REQUEST, "height": 0, "tx_ids": ["ab" * 32]},
+        {"type": assembly.REQUEST, "height": True, "tx_ids": ["ab" * 32]},
+        {"type": assembly.REQUEST, "height": 5, "tx_ids": ["ab" * 32], "round": 0},
+        {"type": assembly.REQUEST, "height": 5, "tx_ids": [f"{i:064x}" for i in range(MAX_BLOCK_TX_IDS + 1)]},
     ],
 )
 def test_a_malformed_request_is_refused_and_not_answered(request_):
@@ -400,7 +418,7 @@ def hostile(txs: list[SignedTx], edits: list) -> dict:
             envelopes.append(value)
         elif action == "chain" and target:
             target["body"]["chain_id"] = "other-chain"
-    return {"type": assembly.ANSWER, "envelopes": envelopes}
+    return {"type": assembly.ANSWER, "height": 5, "envelopes": envelopes}
 
 
 @settings(max_examples=150, deadline=None)
@@ -447,14 +465,15 @@ def test_hostile_answers_are_refused_or_harmless_and_the_genuine_bodies_still_ma
 def test_generated_requests_are_refused_or_answered_with_held_bodies_only(ids, extra):
     held = put(1)
     node = Node(stored=[held])
-    message = {"type": assembly.REQUEST, "tx_ids": ids, **extra}
+    message = {"type": assembly.REQUEST, "height": 5, "tx_ids": ids, **extra}
     try:
-        tx_ids = check_request(message)
+        height, tx_ids = check_request(message)
     except ProtocolError:
         with pytest.raises(ProtocolError):
             node.assembly.serve(OTHER, message)
         return
     node.assembly.serve(OTHER, message)
-    (envelopes,) = node.answers(OTHER)
-    assert all(envelope == held.envelope() for envelope in envelopes)
-    assert len(envelopes) == tx_ids.count(held.tx_id)
+    (reply,) = node.network.sent_to(OTHER, assembly.ANSWER)
+    assert reply["height"] == height  # echoed, so the asker can tell a late answer from a bad one
+    assert all(envelope == held.envelope() for envelope in reply["envelopes"])
+    assert len(reply["envelopes"]) == tx_ids.count(held.tx_id)

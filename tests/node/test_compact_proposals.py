@@ -41,8 +41,8 @@ def requests(core: EngineCore) -> list[tuple[str | None, list[str]]]:
     return [(to, m["tx_ids"]) for to, m in core.network.out if m.get("type") == assembly.REQUEST]
 
 
-def answer(txs: list[SignedTx]) -> dict:
-    return {"type": assembly.ANSWER, "envelopes": [tx.envelope() for tx in txs]}
+def answer(txs: list[SignedTx], height: int = 1) -> dict:
+    return {"type": assembly.ANSWER, "height": height, "envelopes": [tx.envelope() for tx in txs]}
 
 
 def proposals_relayed(core: EngineCore) -> list[dict]:
@@ -136,7 +136,7 @@ def test_a_validator_answers_for_the_bodies_it_holds_and_for_no_others(net):
     txs = signed_puts(net, 3)
     pool.admit([tx.envelope() for tx in txs[:2]], chain_id=net.chain_id)
     peer = net.key(1).public_key
-    feed(core, peer, {"type": assembly.REQUEST, "tx_ids": [tx.tx_id for tx in txs]})
+    feed(core, peer, {"type": assembly.REQUEST, "height": 1, "tx_ids": [tx.tx_id for tx in txs]})
     (reply,) = core.network.sent_to(peer, assembly.ANSWER)
     assert reply["envelopes"] == [tx.envelope() for tx in txs[:2]]
 
@@ -193,3 +193,12 @@ def test_a_restarted_validator_finds_a_filled_in_proposal_in_its_signing_log_wit
     assert restarted.machine.locked_value is not None and restarted.machine.locked_value.hash == block.hash
     assert requests(restarted) == []
     assert not Transaction.objects.filter(tx_id__in=[tx.tx_id for tx in txs]).exists()
+
+
+def test_the_host_answers_from_the_stored_transactions_beside_the_engine_thread(net):
+    from node.assembly import stored_answer
+
+    txs = signed_puts(net, 3)
+    pool.admit([tx.envelope() for tx in txs[1:]], chain_id=net.chain_id)
+    asked = {"type": assembly.REQUEST, "height": 7, "tx_ids": [tx.tx_id for tx in reversed(txs)]}
+    assert stored_answer(asked) == answer([txs[2], txs[1]], height=7)

@@ -141,7 +141,11 @@ def build(recipe: dict, net: FourValidators, core) -> tuple[str, object]:
     candidates = [parse_envelope(net.put(10_000 + height * 10 + i), net.chain_id) for i in range(3)]
     bodies = candidates[: recipe["bodies"]]
     if shape == "request":
-        base = {"type": "get_proposal_txs", "tx_ids": [tx.tx_id for tx in bodies] or [recipe["target"]]}
+        base = {
+            "type": "get_proposal_txs",
+            "height": height,
+            "tx_ids": [tx.tx_id for tx in bodies] or [recipe["target"]],
+        }
         return peer, base if recipe["keep"] else mutate(base, recipe["ops"])
     if shape == "answer":
         # What the core last asked for, from the peer it asked (then mutated, or not), else some bodies.
@@ -149,7 +153,7 @@ def build(recipe: dict, net: FourValidators, core) -> tuple[str, object]:
         if asked:
             peer, ids = asked[-1]
             bodies = [tx for tx in candidates if tx.tx_id in ids]
-        base = {"type": "proposal_txs", "envelopes": [tx.envelope() for tx in bodies]}
+        base = {"type": "proposal_txs", "height": height, "envelopes": [tx.envelope() for tx in bodies]}
         return peer, base if recipe["keep"] else mutate(base, recipe["ops"])
     at = height + 1 if recipe["next_height"] else height
     if shape == "vote":
