@@ -7,9 +7,9 @@ Timeouts, wake-ups and stop requests are the node's own and always get in.
 A peer's messages get in only while that peer has fewer than
 `MAX_QUEUED_PER_PEER` waiting, and fewer than `MAX_LARGE_QUEUED_PER_PEER`
 large ones (proposals, block replies and answers with proposals' transaction
-bodies, the messages that can approach the maximum frame size). A peer that floods the engine loses its own excess,
-never another peer's place, and the queue's memory is bounded by the number
-of links.
+bodies, the messages that can approach the maximum frame size). A peer that
+floods the engine loses its own excess, never another peer's place, and the
+queue's memory is bounded by the number of links.
 """
 
 from __future__ import annotations
