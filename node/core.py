@@ -197,8 +197,11 @@ class EngineCore:
                 self.gossip.remember_from_peers(tx_ids)
             case Stop():
                 self._stopping = True
-            case Wake() | Idle():
-                pass  # the start check and the periodic work before this are all they ask for
+            case Wake():
+                self.gossip.note_admitted()  # a web worker admitted transactions into the pool
+                self.gossip.gossip_fresh_if_due(self.clock())
+            case Idle():
+                pass  # the start check and the periodic work before this are all it asks for
 
     def _next_input(self) -> Input:
         now = self.clock()
@@ -210,6 +213,9 @@ class EngineCore:
         until_timer = deadline - now if deadline is not None else IDLE_CHECK_SECONDS
         if not self.driver.started and self.driver.next_height_at > now:
             until_timer = min(until_timer, self.driver.next_height_at - now)
+        fresh_in = self.gossip.fresh_due_in(now)
+        if fresh_in is not None:
+            until_timer = min(until_timer, fresh_in)
         wait = max(0.0, min(until_timer, STATUS_SECONDS))
         try:
             return self.inbox.get(timeout=wait)
@@ -225,6 +231,7 @@ class EngineCore:
             self.gossip.reoffer_pending(now)
             self.catchup.ask_for_blocks()
             self.report()
+        self.gossip.gossip_fresh_if_due(now)
         self.gossip.sweep_if_due(now)
 
     def _serve_without_validators(self) -> None:
