@@ -10,6 +10,14 @@ minimum of the four; received_at -> committed_at on the node that received
 each transaction. A level whose pool does not drain within 10 s after the
 load is not sustainable, and the higher levels are skipped. Targets: 500 tx/s
 on all four with p99 < 2 s (floor), 2,000 tx/s (goal).
+
+Then a slow-node level (issue 15): the same open-loop load at 1,000 tx/s
+while one validator's process runs at a quarter speed (a SIGSTOP/SIGCONT duty
+cycle of 25 ms running in every 100 ms, bench/throttle.py), offered through
+the three healthy nodes only. Reported: committed tx/s on the healthy three
+(min), the throttled node's own, their ratio to the healthy level at the same
+offered rate of this run (goal: at least 0.7), p99 latency, and blocks decided
+after round 0.
 """
 
 from __future__ import annotations
@@ -21,11 +29,12 @@ from bench.common import Result, benchmark, ed25519_verify_rate
 from bench.worker import run_worker
 
 RATES = ("500", "1000", "2000")
+SLOW_RATE = "1000"
 
 
 @benchmark("network.commit")
 def network_commit(seconds: float) -> Iterable[Result]:
-    figures = run_worker("bench.network_worker", *RATES, timeout=300)
+    figures = run_worker("bench.network_worker", *RATES, "--slow", SLOW_RATE, timeout=420)
     yield Result("network.baseline", "single-core Ed25519 verifies", ed25519_verify_rate(), "verifies/s", 1.0)
     for level in figures["levels"]:
         name = f"network.offered_{level['offered_tx_per_s']:.0f}"
@@ -42,3 +51,30 @@ def network_commit(seconds: float) -> Iterable[Result]:
         yield Result(name, "not committed 10 s after the load", sum(x["uncommitted"] for x in lat), "tx")
         yield Result(name, "blocks committed (load + drain)", level["blocks"], "blocks")
         yield Result(name, "blocks decided after round 0", level["blocks_after_round_0"], "blocks")
+    yield from _slow_level(figures.get("slow"))
+
+
+def _slow_level(slow: dict | None) -> Iterable[Result]:
+    if not slow:
+        return
+    name = f"network.slow_{slow['offered_tx_per_s']:.0f}"
+    throttled = slow["throttled"]
+    yield Result(name, f"sent (through the 3 healthy nodes; {throttled} at 1/4 speed)", slow["sent_tx_per_s"], "tx/s")
+    yield Result(name, "committed on the healthy three (min)", slow["committed_per_s_min"], "tx/s")
+    yield Result(name, f"committed on {throttled} (throttled)", slow["committed_per_s_unloaded"][throttled], "tx/s")
+    yield Result(
+        name,
+        "healthy level at the same offered rate (min of four)",
+        slow["healthy_committed_per_s_min"] or math.nan,
+        "tx/s",
+    )
+    yield Result(
+        name, "ratio slow / healthy (goal >= 0.7)", slow["ratio"] if slow["ratio"] is not None else math.nan, ""
+    )
+    lat = slow["latency_each"]
+    for p in ("p50", "p99"):
+        values = [x[f"{p}_ms"] for x in lat if not math.isnan(x[f"{p}_ms"])]
+        yield Result(name, f"received -> committed {p} (worst healthy node)", max(values, default=math.nan), "ms")
+    yield Result(name, "not committed 10 s after the load", sum(x["uncommitted"] for x in lat), "tx")
+    yield Result(name, "blocks committed (load + drain)", slow["blocks"], "blocks")
+    yield Result(name, "blocks decided after round 0", slow["blocks_after_round_0"], "blocks")
