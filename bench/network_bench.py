@@ -12,6 +12,8 @@ load is not sustainable, and the higher levels are skipped. Targets: 500 tx/s
 on all four with p99 < 2 s (floor), 2,000 tx/s (goal).
 
 Then a slow-node level (issue 15): the same open-loop load at 1,000 tx/s
+(or, if the healthy 1,000 level did not drain, the highest healthy level
+that did, so that the slow node's cost is not hidden by a saturated machine)
 while one validator's process runs at a quarter speed (a SIGSTOP/SIGCONT duty
 cycle of 25 ms running in every 100 ms, bench/throttle.py), offered through
 the three healthy nodes only. Reported: committed tx/s on the healthy three
