@@ -68,7 +68,7 @@ def run(rates: list[float], slow_rate: float | None = None) -> dict[str, Any]:
                 f"{slow_member.org_id} at {SLOW_RUN_S / (SLOW_RUN_S + SLOW_STOP_S):.0%} speed"
             )
             with DutyCycle(slow_member.process.process.pid, SLOW_RUN_S, SLOW_STOP_S) as cycle:
-                slow = _level(net, signed, first, per_node[-1], slow_rate, healthy, also=[slow_member])
+                slow = _level(net, signed, first, per_node[-1], slow_rate, healthy, also=(slow_member,))
             slow["throttled"] = slow_member.org_id
             slow["throttle_cycles"] = cycle.cycles
             slow["throttle_run_fraction"] = SLOW_RUN_S / (SLOW_RUN_S + SLOW_STOP_S)
@@ -92,7 +92,7 @@ def _level(
     count: int,
     rate: float,
     loaded: list[Any],
-    also: list[Any] = (),  # type: ignore[assignment]
+    also: tuple[Any, ...] = (),
 ) -> dict[str, Any]:
     """One open-loop level through `loaded` nodes; figures of those, and of `also` (not loaded) beside them."""
     from bench.nodedb import commit_latency, committed_per_second, pending
