@@ -62,6 +62,7 @@ def run(rates: list[float], slow_rate: float | None = None) -> dict[str, Any]:
         if slow_rate:
             slow_rate = _sustained(levels, slow_rate)
             slow_member = net.members[SLOW_INDEX]
+            assert slow_member.process is not None
             healthy = [m for m in net.members if m is not slow_member]
             progress(
                 f"offering {slow_rate:,.0f} tx/s through the three healthy nodes, "
