@@ -42,7 +42,7 @@ def run(rates: list[float], slow_rate: float | None = None) -> dict[str, Any]:
     from tests.processes import NodeLauncher
 
     levels: list[dict[str, Any]] = []
-    slow: dict[str, Any] | None = None
+    slows: dict[str, Any] = {}
     with NodeLauncher(work) as launcher:
         progress("creating and starting 4 validators")
         net = LocalConsortium(work / "net", launcher)
@@ -50,7 +50,7 @@ def run(rates: list[float], slow_rate: float | None = None) -> dict[str, Any]:
             member.env["CONSORTIUM_SUBMIT_RATE"] = SUBMIT_RATE
         net.start_all()
         progress("signing transactions")
-        every = [*rates, *([slow_rate, slow_rate] if slow_rate else [])]  # the slow level: reference, throttled
+        every = [*rates, *([slow_rate] * 3 if slow_rate else [])]  # the slow level: reference, throttled twice
         per_node = [int(rate * LEVEL_SECONDS / 3) + BATCH for rate in every]
         signed = [signed_envelopes(w, CHAIN_ID, sum(per_node)) for w in net.writers]
         first = 0
@@ -68,27 +68,30 @@ def run(rates: list[float], slow_rate: float | None = None) -> dict[str, Any]:
             progress(f"offering {slow_rate:,.0f} tx/s through the three healthy nodes, all four at full speed")
             reference = _level(net, signed, first, per_node[-2], slow_rate, healthy, also=(slow_member,))
             first += per_node[-2]
-            progress(
-                f"offering {slow_rate:,.0f} tx/s through the three healthy nodes, "
-                f"{slow_member.org_id} at {SLOW_RUN_S / (SLOW_RUN_S + SLOW_STOP_S):.0%} speed"
-            )
-            with DutyCycle(slow_member.process.process.pid, SLOW_RUN_S, SLOW_STOP_S) as cycle:
-                slow = _level(net, signed, first, per_node[-1], slow_rate, healthy, also=(slow_member,))
-            slow["throttled"] = slow_member.org_id
-            slow["throttle_cycles"] = cycle.cycles
-            slow["throttle_run_fraction"] = SLOW_RUN_S / (SLOW_RUN_S + SLOW_STOP_S)
-            slow["reference"] = reference
-            slow["ratio"] = slow["committed_per_s_min"] / reference["committed_per_s_min"]
+            for burn, key in ((False, "slow"), (True, "slow_cpu_kept")):
+                progress(
+                    f"offering {slow_rate:,.0f} tx/s through the three healthy nodes, "
+                    f"{slow_member.org_id} at {SLOW_RUN_S / (SLOW_RUN_S + SLOW_STOP_S):.0%} speed"
+                    + (", a burner taking its CPU share while it is stopped" if burn else "")
+                )
+                with DutyCycle(slow_member.process.process.pid, SLOW_RUN_S, SLOW_STOP_S, burn=burn) as cycle:
+                    level = _level(net, signed, first, per_node[-1], slow_rate, healthy, also=(slow_member,))
+                first += per_node[-1]
+                level["throttled"] = slow_member.org_id
+                level["throttle_cycles"] = cycle.cycles
+                level["throttle_run_fraction"] = SLOW_RUN_S / (SLOW_RUN_S + SLOW_STOP_S)
+                level["ratio"] = level["committed_per_s_min"] / reference["committed_per_s_min"]
+                slows[key] = level
+                _wait_caught_up(net, slow_member, healthy)  # each throttled level starts level
             four = next((x for x in levels if x["offered_tx_per_s"] == slow_rate and not x.get("skipped")), None)
-            slow["four_committed_per_s_min"] = four["committed_per_s_min"] if four else None
-            # The throttled node catches up at full speed before the fork check.
-            _wait_caught_up(net, slow_member, healthy)
+            slows["reference"] = reference
+            slows["four_committed_per_s_min"] = four["committed_per_s_min"] if four else None
         net.assert_no_fork()
     if os.environ.get("BENCH_KEEP_WORK") != "1":  # keep the nodes' logs and databases to look into
         shutil.rmtree(work, ignore_errors=True)
     else:
         progress(f"kept {work}")
-    return {"levels": levels, "slow": slow}
+    return {"levels": levels, "slow": slows or None}
 
 
 def _level(
