@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consortium_protocol.keys import write_key_file
@@ -109,8 +109,31 @@ def test_another_peers_claim_never_shortens_the_wait_for_the_proposer(engine):
     assert propose_deadline(core) == pytest.approx(0.6)
 
 
+not_a_height = st.one_of(
+    st.integers(max_value=-1),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_malformed_status_records_no_claim(engine):
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(height=not_a_height, messages=st.one_of(st.integers(min_value=0, max_value=10), not_a_height))
+def test_a_malformed_status_records_no_claim_and_the_engine_goes_on(engine, height, messages):
+    core, proposer, _ = engine
+    core._from_peer(proposer, {"type": "status", "height": height, "messages": messages})
+    assert len(core.peer_heights) == 0
+    core._from_peer(proposer, {"type": "status", "height": TIP, "messages": 0})  # a good one still counts
+    assert len(core.peer_heights) == 1 and not core.peer_heights.lags(proposer, TIP)
+    core.peer_heights = type(core.peer_heights)()  # the fixture's engine is shared by the examples
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_malformed_status_leaves_the_full_wait(engine):
     core, proposer, _ = engine
     for bad in (-1, True, "3", 2.0, None):
         core._from_peer(proposer, {"type": "status", "height": bad, "messages": 0})
