@@ -18,9 +18,10 @@ of 25 ms running in every 100 ms, bench/throttle.py), then the same with a
 busy loop running while it is stopped: on this one machine a stopped node
 hands its CPU to the other three, which a slow node on its own machine would
 not, and the burner keeps that share taken. Reported: committed
-tx/s on the healthy three (min), the throttled node's own, the ratio of the
-two healthy-three figures (goal: at least 0.7), the all-four level at the same
-rate beside it, p99 latency, and blocks decided after round 0.
+tx/s on the healthy three (min), the throttled node's own, the ratio of each
+throttled figure to the reference (goal: at least 0.7), the all-four level at
+the same rate beside it, p99 latency, and blocks decided after round 0.
+BENCH_KEEP_WORK=1 keeps the nodes' homes and logs (the worker prints where).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Run by bench/network_bench.py as `python -m bench.network_worker RATE [RATE ...] [--slow RATE]`
 (offered tx/s in total); prints one JSON object with a row per rate, and with
 `--slow`, a slow-node level after them: the same open-loop load at RATE while
-one validator's process runs at a quarter speed (bench/throttle.py). That
+one validator's process runs at a quarter speed (bench/throttle.py), once
+as is and once with a busy loop taking its CPU share while it is stopped. That
 load goes through the three healthy nodes only: what is measured is whether
 the honest quorum keeps committing, not how a quarter-speed REST API answers
 (a client would fail over from it), so each healthy node takes a third of the
