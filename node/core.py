@@ -46,6 +46,7 @@ from node.gossip import TxGossip
 from node.height import HeightDriver
 from node.home import NodeHome
 from node.inbox import FromPeers, Idle, Inbox, Input, PeerMessage, PeerUp, Stop, Timeout, Wake
+from node.lagging import PeerHeights
 from node.misbehaviour import Misbehaviour
 from node.network import Network
 from node.relay import ConsensusRelay
@@ -97,6 +98,7 @@ class EngineCore:
         self.me = home.node_key.public_key
         self.inbox = Inbox()
         self.sync = SyncTracker()
+        self.peer_heights = PeerHeights()  # what each peer's status claims it committed (node/lagging.py)
         self.guard = Misbehaviour(clock=clock, network=self.network)
         self.catchup = BlockSync(state, tracker=self.sync, network=self.network, clock=clock, on_applied=self._announce)
         self.driver = HeightDriver(
@@ -108,6 +110,7 @@ class EngineCore:
             clock=clock,
             catching_up=self.catchup.catching_up,
             on_decided=self._announce,
+            proposer_lags=lambda key: self.peer_heights.lags(key, self.state.tip.height),
         )
         self.relay = ConsensusRelay(self.driver, network=self.network, clock=clock, guard=self.guard)
         self.gossip = TxGossip(network=self.network, clock=clock)
@@ -309,6 +312,7 @@ class EngineCore:
             raise ProtocolError("bad_message", "status height and messages are non-negative integers")
         if held > MAX_STATUS_MESSAGES:
             raise ProtocolError("bad_message", "status messages is out of range")
+        self.peer_heights.claim(peer, committed)
         tip = self.state.tip.height
         if committed > tip:
             self.catchup.peer_ahead(peer, committed)
