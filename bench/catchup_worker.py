@@ -24,7 +24,7 @@ from typing import Any
 from bench.worker import progress, setup_django
 
 BATCH = 500  # transactions per request
-BUILD_TIMEOUT = 240.0
+BUILD_TIMEOUT = 240.0  # sending and committing every batch; a busier machine fails the run
 SYNC_TIMEOUT = 180.0
 SUBMIT_RATE = "100000000/min"  # every sender is 127.0.0.1: do not measure the per-address throttle
 
@@ -49,10 +49,14 @@ def run(total: int) -> dict[str, Any]:
         signed = [signed_envelopes(w, CHAIN_ID, per_node) for w in net.writers]
         progress("building the chain: batches sent closed loop through all four nodes")
         built_at = time.monotonic()
-        sent = send_to_all([m.port for m in net.members], [batch_bodies(s, BATCH) for s in signed])
+        sent = send_to_all(
+            [m.port for m in net.members], [batch_bodies(s, BATCH) for s in signed], deadline=BUILD_TIMEOUT
+        )
         while any(pending(q) for q in queries) and time.monotonic() - built_at < BUILD_TIMEOUT:
             time.sleep(0.5)
         build_seconds = time.monotonic() - built_at
+        if any(pending(q) for q in queries):
+            raise SystemExit(f"the chain was not built within {BUILD_TIMEOUT:g} s: transactions are still pending")
         tip = net.height(net.members[0])
         net.wait_for_height(tip, timeout=30)
         txs, blocks = net.query(net.members[0], "SELECT COALESCE(SUM(tx_count), 0), COUNT(*) FROM ledger_block")[0]
