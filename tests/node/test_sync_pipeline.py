@@ -142,8 +142,10 @@ MUTATIONS = st.sampled_from(
 
 def _mutate(entries: list[dict[str, Any]], where: int, kind: str, data: st.DataObject) -> None:
     entry = entries[where]
+    if not isinstance(entry, dict) or not entry.get("block", {}).get("txs") or len(entry["commit"]) < 2:
+        return  # already garbage, or mutated past the point where these mutations apply
     txs = entry["block"]["txs"]
-    pick = data.draw(st.integers(0, TXS_PER_BLOCK - 1), label="tx")
+    pick = data.draw(st.integers(0, len(txs) - 1), label="tx")
     if kind == "tx_signature":
         txs[pick]["signature"] = txs[(pick + 1) % len(txs)]["signature"]
     elif kind == "tx_body":
