@@ -72,7 +72,7 @@ def run(total: int) -> dict[str, Any]:
         peers_before = sum(process_cpu(m.process.process.pid) for m in net.members[:3])
         started = time.monotonic()
         net.start(fresh.index)
-        serving = time.monotonic()
+        serving, serving_wall = time.monotonic(), time.time()
         while net.height(fresh) < tip and time.monotonic() - serving < SYNC_TIMEOUT:
             time.sleep(0.1)
         reached = time.monotonic()
@@ -91,6 +91,7 @@ def run(total: int) -> dict[str, Any]:
         "synced_blocks": synced,
         "startup_seconds": serving - started,
         "sync_seconds": reached - serving,  # from the node answering on its port to the tip, polled every 0.1 s
+        "first_commit_seconds": epoch(first) - serving_wall if first else None,  # links up, asked, first block in
         "commit_window_seconds": epoch(last) - epoch(first) if first else None,  # first to last synced commit
         "fresh_threads_cpu_seconds": threads,
         "peers_cpu_seconds": peers_cpu,
