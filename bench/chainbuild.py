@@ -4,7 +4,8 @@ Each node gets its own sender thread, which posts one batch at a time over
 a keep-alive connection and sends a batch again (after a short pause) while
 any of it is refused with `pool_full`, so a node's bounded pool paces the
 load and nothing is lost. Transactions a node already holds come back as
-`created: false`, which is why resending a whole batch is safe.
+`created: false`, which is why resending a whole batch is safe; so is
+resending one whose connection dropped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import http.client
 import json
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 RETRY_PAUSE = 0.3  # seconds before a batch refused (in part) as pool_full is sent again
 
@@ -23,6 +25,7 @@ class Sent:
     requests: int = 0
     retries: int = 0
     failures: int = 0  # refusals other than pool_full: counted, never resent
+    codes: Counter[str] = field(default_factory=Counter)  # their error codes
 
 
 def send_all(port: int, bodies: list[str], *, host: str = "127.0.0.1", deadline: float = 300.0) -> Sent:
@@ -33,13 +36,21 @@ def send_all(port: int, bodies: list[str], *, host: str = "127.0.0.1", deadline:
     try:
         for body in bodies:
             while time.monotonic() < stop_at:
-                connection.request("POST", "/api/v1/transactions/batch", body, {"Content-Type": "application/json"})
-                response = connection.getresponse()
-                data = response.read()
+                try:
+                    connection.request("POST", "/api/v1/transactions/batch", body, {"Content-Type": "application/json"})
+                    response = connection.getresponse()
+                    data = response.read()
+                except (OSError, http.client.HTTPException):  # a dropped keep-alive connection: send it again
+                    connection.close()
+                    connection = http.client.HTTPConnection(host, port, timeout=60)
+                    sent.retries += 1
+                    time.sleep(RETRY_PAUSE)
+                    continue
                 sent.requests += 1
                 if response.status == 200:
                     errors = [r["error"]["code"] for r in json.loads(data)["results"] if "error" in r]
                     sent.failures += sum(code != "pool_full" for code in errors)
+                    sent.codes.update(code for code in errors if code != "pool_full")
                     if "pool_full" not in errors:
                         break
                 elif response.status != 429:
