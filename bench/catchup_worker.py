@@ -26,7 +26,7 @@ from bench.worker import progress, setup_django
 
 BATCH = 500  # transactions per request
 MARGIN = 1.02  # transactions signed beyond the chain length asked for
-BUILD_TIMEOUT = 240.0  # sending and committing every batch; a busier machine fails the run
+BUILD_TIMEOUT = 300.0  # sending and committing every batch; a busier machine fails the run
 SYNC_TIMEOUT = 180.0
 SUBMIT_RATE = "100000000/min"  # every sender is 127.0.0.1: do not measure the per-address throttle
 
