@@ -116,6 +116,22 @@ def parse_block(
     return ChainBlock(wire["header"], txs)
 
 
+def read_block(wire: Any, *, chain_id: str) -> ChainBlock:
+    """`parse_block` without the signature checks: shapes and size only (for block sync's pipeline).
+
+    The block may not be trusted until the signatures of its transactions
+    have all been checked (node/sync.py does so, on several cores).
+    """
+    if not isinstance(wire, dict) or set(wire) != {"header", "txs"} or not isinstance(wire["txs"], list):
+        raise ProtocolError("bad_block", "a block has exactly header and txs (a list)")
+    check_header_shape(wire["header"])
+    block = ChainBlock(
+        wire["header"], [parse_envelope(envelope, chain_id, check_signature=False) for envelope in wire["txs"]]
+    )
+    _check_size(block)
+    return block
+
+
 def check_block(
     block: ChainBlock,
     *,

@@ -46,6 +46,7 @@ from node.gossip import TxGossip
 from node.height import HeightDriver
 from node.home import NodeHome
 from node.inbox import FromPeers, Idle, Inbox, Input, PeerMessage, PeerUp, Stop, Timeout, Wake
+from node.lagging import PeerHeights
 from node.misbehaviour import Misbehaviour
 from node.network import Network
 from node.relay import ConsensusRelay
@@ -97,6 +98,7 @@ class EngineCore:
         self.me = home.node_key.public_key
         self.inbox = Inbox()
         self.sync = SyncTracker()
+        self.peer_heights = PeerHeights()  # what each peer's status claims it committed (node/lagging.py)
         self.guard = Misbehaviour(clock=clock, network=self.network)
         self.catchup = BlockSync(state, tracker=self.sync, network=self.network, clock=clock, on_applied=self._announce)
         self.driver = HeightDriver(
@@ -108,6 +110,7 @@ class EngineCore:
             clock=clock,
             catching_up=self.catchup.catching_up,
             on_decided=self._announce,
+            proposer_lags=lambda key: self.peer_heights.lags(key, self.state.tip.height),
         )
         self.relay = ConsensusRelay(self.driver, network=self.network, clock=clock, guard=self.guard)
         self.gossip = TxGossip(network=self.network, clock=clock)
@@ -198,8 +201,11 @@ class EngineCore:
                 self.gossip.remember_from_peers(tx_ids)
             case Stop():
                 self._stopping = True
-            case Wake() | Idle():
-                pass  # the start check and the periodic work before this are all they ask for
+            case Wake():
+                self.gossip.note_admitted()  # a web worker admitted transactions into the pool
+                self.gossip.gossip_fresh_if_due(self.clock())
+            case Idle():
+                pass  # the start check and the periodic work before this are all it asks for
 
     def _next_input(self) -> Input:
         now = self.clock()
@@ -211,6 +217,9 @@ class EngineCore:
         until_timer = deadline - now if deadline is not None else IDLE_CHECK_SECONDS
         if not self.driver.started and self.driver.next_height_at > now:
             until_timer = min(until_timer, self.driver.next_height_at - now)
+        fresh_in = self.gossip.fresh_due_in(now)
+        if fresh_in is not None:
+            until_timer = min(until_timer, fresh_in)
         wait = max(0.0, min(until_timer, STATUS_SECONDS))
         try:
             return self.inbox.get(timeout=wait)
@@ -226,6 +235,7 @@ class EngineCore:
             self.gossip.reoffer_pending(now)
             self.catchup.ask_for_blocks()
             self.report()
+        self.gossip.gossip_fresh_if_due(now)
         self.gossip.sweep_if_due(now)
 
     def _serve_without_validators(self) -> None:
@@ -305,6 +315,7 @@ class EngineCore:
             raise ProtocolError("bad_message", "status height and messages are non-negative integers")
         if held > MAX_STATUS_MESSAGES:
             raise ProtocolError("bad_message", "status messages is out of range")
+        self.peer_heights.claim(peer, committed)
         tip = self.state.tip.height
         if committed > tip:
             self.catchup.peer_ahead(peer, committed)

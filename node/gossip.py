@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 GOSSIP_BATCHES_PER_TICK = 4  # each at most budgets.GOSSIP_BATCH_BYTES and GOSSIP_BATCH_COUNT
 MEMBERSHIP_CHANGES = frozenset({"member.revoke", "gov.propose", "gov.vote"})  # what can end a signer's rights
+# Our own admissions go out this long after the engine hears of them at most (and at every status
+# tick regardless, should a notification be lost): a transaction submitted to a node that is not
+# the proposer then reaches the proposer well within one propose timeout, instead of after up to a
+# second, and several submits in quick succession still share one batch.
+FRESH_GOSSIP_SECONDS = 0.05
 REOFFER_SECONDS = 5.0  # how often pending transactions are offered again to every peer
 REOFFER_AGE_SECONDS = 5.0  # only those pooled at least this long ago (the others are fresh gossip)
 # How often pending transactions of inactive signers are ended (signer_inactive) besides after each
@@ -41,6 +46,8 @@ class TxGossip:
         self.network = network
         self.clock = clock
         self._gossiped_id = 0
+        self._fresh_waiting = False  # the pool grew with our own admissions since the last fresh gossip
+        self._last_fresh = clock()
         self._last_reoffer = clock()
         self._last_sweep = clock()
         self._reoffered_id = 0  # the re-offer walks the pool from here, then starts over
@@ -61,9 +68,24 @@ class TxGossip:
         for batch in _batches(pool.offers(**_tick_budget())):
             self.network.send(peer, batch)
 
+    def note_admitted(self) -> None:
+        """This node admitted transactions (a web worker woke the engine): gossip them soon."""
+        self._fresh_waiting = True
+
+    def fresh_due_in(self, now: float) -> float | None:
+        """Seconds until noted admissions are due to go out, or None when none wait."""
+        if not self._fresh_waiting:
+            return None
+        return max(0.0, self._last_fresh + FRESH_GOSSIP_SECONDS - now)
+
+    def gossip_fresh_if_due(self, now: float) -> None:
+        if self.fresh_due_in(now) == 0.0:
+            self.gossip_fresh()
+
     @fresh_connection
     def gossip_fresh(self) -> None:
         """Send transactions this node admitted itself to every peer, in batches packed by bytes."""
+        self._fresh_waiting, self._last_fresh = False, self.clock()
         fresh = pool.offers(after=self._gossiped_id, **_tick_budget())
         if fresh:
             self._gossiped_id = fresh[-1].row_id

@@ -26,7 +26,7 @@ from typing import Any
 from consortium_protocol.errors import ProtocolError
 from ledger import budgets, pool
 from ledger.chain import ChainBlock, build_block, check_block
-from ledger.consensus.machine import Broadcast, ConsensusMachine, Decide, Evidence, ScheduleTimeout, Timeouts
+from ledger.consensus.machine import PROPOSE, Broadcast, ConsensusMachine, Decide, Evidence, ScheduleTimeout, Timeouts
 from ledger.consensus.messages import ConsensusProposal, ConsensusVote, certificate_entries
 from ledger.execution import Execution
 from ledger.reports import record_evidence
@@ -35,6 +35,7 @@ from node.dbwork import fresh_connection
 from node.home import NodeHome
 from node.inbox import Timeout
 from node.intake import SignatureCheck, names_its_builder
+from node.lagging import propose_timeout
 from node.network import Network
 from node.resume import resume_point
 from node.signlog import SigningLog
@@ -66,6 +67,7 @@ class HeightDriver:
         clock: Callable[[], float],
         catching_up: Callable[[], bool],
         on_decided: Callable[[ChainBlock, int], None],
+        proposer_lags: Callable[[str], bool] = lambda key: False,
     ) -> None:
         self.chain_id = home.chain_id
         self.me = home.node_key.public_key
@@ -76,6 +78,7 @@ class HeightDriver:
         self.clock = clock
         self.catching_up = catching_up  # never vote while catching up
         self.on_decided = on_decided  # a block was committed: (block, round)
+        self.proposer_lags = proposer_lags  # its own status says it is heights behind (node/lagging.py)
         self.signing = SigningLog(home.path, home.node_key, home.chain_id)
         self.signatures = SignatureCheck()
         self.machine: ConsensusMachine | None = None
@@ -167,7 +170,11 @@ class HeightDriver:
                 )
                 pending.extend(machine_effects)
             elif isinstance(effect, ScheduleTimeout):
-                deadline = self.clock() + effect.seconds
+                seconds = effect.seconds
+                if effect.kind == PROPOSE:  # a lagging round-0 proposer is not waited for (node/lagging.py)
+                    lags = self.proposer_lags(self.live.proposer(effect.round))
+                    seconds = propose_timeout(seconds, round_=effect.round, proposer_lags=lags)
+                deadline = self.clock() + seconds
                 self.timers.schedule(deadline, Timeout(effect.kind, effect.height, effect.round))
             elif isinstance(effect, Decide):
                 self._commit(effect)

@@ -15,18 +15,25 @@ actually applying verified blocks.
 
 from __future__ import annotations
 
+import os
 import random
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.errors import ProtocolError
+from consortium_protocol.keys import verify, verify_all
+from consortium_protocol.transactions import SignedTx
 from consortium_protocol.votes import check_certificate
 from ledger.budgets import SYNC_REPLY_BYTES, block_bytes, envelope_bytes, sync_entry_bytes
-from ledger.chain import ChainBlock, check_block, parse_block
+from ledger.chain import ChainBlock, check_block, read_block
 from ledger.models import Block as BlockRow
 from ledger.models import Transaction
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
+from node.misbehaviour import MALFORMED
 
 MAX_BLOCKS_PER_RESPONSE = 20
 SYNC_RETRY_SECONDS = 3.0  # a peer asked for blocks that sent none that verify by then has lied or is too slow
@@ -63,8 +70,19 @@ class SyncTracker:
         """Behind, and proven so: sync applied a verified block a moment ago."""
         return self.target(tip) > tip and now - self.progressed_at < PROVEN_SECONDS
 
-    def delivered(self, peer: str, now: float) -> None:
-        self.progressed_at, self.asked_at = now, 0.0
+    def delivered(self, peer: str, now: float, height: int) -> None:
+        """A verified block at `height` from `peer` was applied.
+
+        The request it answered is done, unless one asked ahead (for blocks
+        after `height`) is still out: that one is then in time from now.
+        """
+        self.progressed_at = now
+        self.asked_at = now if self.asked_from > height else 0.0
+
+    def asked_ahead(self, peer: str, start: int, now: float) -> None:
+        """Blocks from `start` were asked of `peer` before the ones below it were applied."""
+        if self.peer == peer:
+            self.asked_at, self.asked_from = now, start
 
     def failed(self, peer: str, now: float) -> None:
         """A peer's reply did not verify, or its claim yielded nothing in time."""
@@ -133,14 +151,18 @@ def stored_blocks(start: int, count: int, *, max_bytes: int = SYNC_REPLY_BYTES) 
     return entries
 
 
-def apply_synced_block(state: LedgerState, entry: Any, *, verified=lambda txs: set()) -> ChainBlock:
-    """Verify one sync entry against `state` and commit it; ProtocolError if it is not valid."""
+def read_sync_entry(entry: Any, *, chain_id: str) -> tuple[int, ChainBlock]:
+    """(round, block) of a sync entry, shapes and size checked; no signature is checked yet."""
     if not isinstance(entry, dict) or set(entry) != {"block", "commit", "round"}:
         raise ProtocolError("bad_sync", "a sync entry has exactly block, commit and round")
     round_ = certificate_round(entry["commit"])
     if entry["round"] != round_ or isinstance(entry["round"], bool):
         raise ProtocolError("bad_sync", "the entry's round is not its certificate's round")
-    block = parse_block(entry["block"], chain_id=state.tip.chain_id, verified=verified)
+    return round_, read_block(entry["block"], chain_id=chain_id)
+
+
+def commit_synced_block(state: LedgerState, entry: dict[str, Any], round_: int, block: ChainBlock) -> ChainBlock:
+    """Check a block whose transaction signatures all verified: height, certificate, execution; then commit it."""
     if block.height != state.tip.height + 1:
         raise ProtocolError("wrong_height", f"expected block {state.tip.height + 1}")
     decided = check_certificate(
@@ -162,3 +184,124 @@ def apply_synced_block(state: LedgerState, entry: Any, *, verified=lambda txs: s
     commit_block(block, run, commit=entry["commit"], round_=round_)
     state.advance(block, run)
     return block
+
+
+def apply_synced_block(state: LedgerState, entry: Any, *, verified=lambda txs: set()) -> ChainBlock:
+    """Verify one sync entry against `state` and commit it; ProtocolError if it is not valid."""
+    round_, block = read_sync_entry(entry, chain_id=state.tip.chain_id)
+    unverified = _unverified(block, verified)
+    _raise_on_bad_signature(unverified, verify_all([_signed(tx) for tx in unverified]))
+    return commit_synced_block(state, entry, round_, block)
+
+
+def apply_synced_blocks(
+    state: LedgerState,
+    entries: list[Any],
+    *,
+    verified: Callable[[list[SignedTx]], set[str]] = lambda txs: set(),
+    on_applied: Callable[[ChainBlock, int], None] = lambda block, round_: None,
+) -> int:
+    """`apply_synced_block` of each entry in order, the signatures of the next blocks checked meanwhile.
+
+    Up to `LOOKAHEAD_BLOCKS` entries are read ahead and their transactions'
+    signatures checked on the verifier threads (libsodium releases the GIL),
+    while this thread checks, executes and commits the block before them. A
+    block is committed only once every one of its signatures has verified,
+    after its certificate. The outcome is that of `apply_synced_block` on
+    each entry in turn, skipping those at or below the tip: the blocks before
+    a bad entry are committed, then its ProtocolError (or other MALFORMED
+    error) is raised. Returns how many were committed.
+    """
+    window: deque[_Reading] = deque()
+    upcoming = iter(entries)
+    failure: Exception | None = None
+    applied = 0
+    try:
+        while True:
+            while failure is None and len(window) < LOOKAHEAD_BLOCKS:
+                entry = next(upcoming, _END)
+                if entry is _END:
+                    break
+                if _held(entry, state.tip.height + len(window)):
+                    continue  # what this node holds, or will once the blocks read ahead commit
+                try:
+                    window.append(_Reading.start(entry, state.tip.chain_id, verified))
+                except MALFORMED as bad:
+                    failure = bad
+            if not window:
+                break
+            reading = window.popleft()
+            block = commit_synced_block(state, reading.entry, reading.round, reading.settled())
+            applied += 1
+            on_applied(block, reading.round)
+    finally:
+        for reading in window:
+            reading.cancel()
+    if failure is not None:
+        raise failure
+    return applied
+
+
+LOOKAHEAD_BLOCKS = 4  # sync entries whose signatures are being checked ahead of the one being committed
+SIGNATURE_CHUNK = 256  # signatures per verifier task
+_END = object()
+_verifiers = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="sync-verify")
+
+
+@dataclass
+class _Reading:
+    """A sync entry read ahead: its block, and the checks of its transactions' signatures under way."""
+
+    entry: dict[str, Any]
+    round: int
+    block: ChainBlock
+    unverified: list[SignedTx]
+    checks: list[Future[list[bool]]]
+
+    @classmethod
+    def start(cls, entry: Any, chain_id: str, verified: Callable[[list[SignedTx]], set[str]]) -> _Reading:
+        round_, block = read_sync_entry(entry, chain_id=chain_id)
+        unverified = _unverified(block, verified)
+        items = [_signed(tx) for tx in unverified]
+        checks = [
+            _verifiers.submit(_verify_chunk, items[i : i + SIGNATURE_CHUNK])
+            for i in range(0, len(items), SIGNATURE_CHUNK)
+        ]
+        return cls(entry, round_, block, unverified, checks)
+
+    def settled(self) -> ChainBlock:
+        """The block, once every signature verified; ProtocolError naming the first that did not."""
+        _raise_on_bad_signature(self.unverified, [ok for check in self.checks for ok in check.result()])
+        return self.block
+
+    def cancel(self) -> None:
+        for check in self.checks:
+            check.cancel()
+
+
+def _held(entry: Any, height: int) -> bool:
+    """An entry whose header claims a height at or below `height` (skipped, not checked)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("block"), dict):
+        return False
+    header = entry["block"].get("header")
+    claimed = header.get("height") if isinstance(header, dict) else None
+    return isinstance(claimed, int) and claimed <= height
+
+
+def _unverified(block: ChainBlock, verified: Callable[[list[SignedTx]], set[str]]) -> list[SignedTx]:
+    known = verified(block.txs) if block.txs else set()
+    return [tx for tx in block.txs if tx.tx_id not in known]
+
+
+def _signed(tx: SignedTx) -> tuple[str, bytes, str]:
+    return tx.signer, tx.canonical_body, tx.signature
+
+
+def _verify_chunk(items: list[tuple[str, bytes, str]]) -> list[bool]:
+    return [verify(*item) for item in items]
+
+
+def _raise_on_bad_signature(txs: list[SignedTx], checks: list[bool]) -> None:
+    for tx, ok in zip(txs, checks, strict=True):
+        if not ok:
+            raise ProtocolError("bad_signature", f"transaction {tx.tx_id[:16]} has a signature that does not verify")
