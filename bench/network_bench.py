@@ -3,13 +3,15 @@
 A LocalConsortium (tests/network/consortium.py: real `runnode` processes,
 fast consensus timeouts, SQLite per node unless BENCH_POSTGRES=1) takes
 batches of 100 distinct pre-signed transactions through all four nodes'
-REST APIs, at 500, 1,000 and 2,000 tx/s offered in total (bench/pacer.py,
+REST APIs, at 500, 1,000, 2,000 and 3,000 tx/s offered in total (bench/pacer.py,
 open loop), 10 s each; the work is in bench/network_worker.py. Per level:
 committed tx/s on each node over the window (after 2 s of warm-up), the
 minimum of the four; received_at -> committed_at on the node that received
 each transaction. A level whose pool does not drain within 10 s after the
-load is not sustainable, and the higher levels are skipped. Targets: 500 tx/s
-on all four with p99 < 2 s (floor), 2,000 tx/s (goal).
+load is not sustainable; the next level still runs (the 3,000 level is
+reported sustained or not), and its row says it started with that backlog.
+Targets: 500 tx/s on all four with p99 < 2 s (floor), 2,000 tx/s with p99
+<= 1.5 s and nothing left pending (goal).
 
 Then a slow-node level (issue 15), at 1,000 tx/s offered through the three
 healthy nodes only: first with all four at full speed (the reference), then
@@ -32,7 +34,7 @@ from collections.abc import Iterable
 from bench.common import Result, benchmark, ed25519_verify_rate
 from bench.worker import run_worker
 
-RATES = ("500", "1000", "2000")
+RATES = ("500", "1000", "2000", "3000")
 SLOW_RATE = "1000"
 
 
@@ -42,9 +44,8 @@ def network_commit(seconds: float) -> Iterable[Result]:
     yield Result("network.baseline", "single-core Ed25519 verifies", ed25519_verify_rate(), "verifies/s", 1.0)
     for level in figures["levels"]:
         name = f"network.offered_{level['offered_tx_per_s']:.0f}"
-        if level.get("skipped"):
-            yield Result(name, "skipped: a lower rate did not drain", math.nan, "")
-            continue
+        if level.get("after_backlog"):
+            yield Result(name, "started with the backlog of a level that did not drain", 1, "")
         committed = level["committed_per_s_min"]
         yield Result(name, "sent", level["sent_tx_per_s"], "tx/s")
         yield Result(name, "committed on all four (min)", committed, "tx/s", committed / ed25519_verify_rate())
