@@ -34,9 +34,10 @@ class ChainTip:
 
 
 @dataclass
-class ChainBlock:
+class BlockHead:
+    """What every form of a block has: its header, and so its hash and height."""
+
     header: BlockHeader
-    txs: list[SignedTx]
 
     @cached_property
     def hash(self) -> str:
@@ -45,6 +46,11 @@ class ChainBlock:
     @property
     def height(self) -> int:
         return self.header["height"]
+
+
+@dataclass
+class ChainBlock(BlockHead):
+    txs: list[SignedTx]
 
     @cached_property
     def tx_ids(self) -> list[str]:
@@ -102,18 +108,10 @@ def parse_block(
     so a proposal of pooled transactions costs hashes rather than Ed25519
     verifications.
     """
-    if not isinstance(wire, dict) or set(wire) != {"header", "txs"} or not isinstance(wire["txs"], list):
-        raise ProtocolError("bad_block", "a block has exactly header and txs (a list)")
-    check_header_shape(wire["header"])
-    txs = [parse_envelope(envelope, chain_id, check_signature=False) for envelope in wire["txs"]]
-    _check_size(ChainBlock(wire["header"], txs))  # before any signature is verified
-    known = verified(txs) if txs else set()
-    unknown = [tx for tx in txs if tx.tx_id not in known]
-    checks = verify_all([(tx.signer, tx.canonical_body, tx.signature) for tx in unknown])
-    for tx, ok in zip(unknown, checks, strict=True):
-        if not ok:
-            raise ProtocolError("bad_signature", f"transaction {tx.tx_id[:16]} has a signature that does not verify")
-    return ChainBlock(wire["header"], txs)
+    block = read_block(wire, chain_id=chain_id)  # shapes and size before any signature is verified
+    known = verified(block.txs) if block.txs else set()
+    check_signatures([tx for tx in block.txs if tx.tx_id not in known])
+    return block
 
 
 def read_block(wire: Any, *, chain_id: str) -> ChainBlock:
@@ -130,6 +128,23 @@ def read_block(wire: Any, *, chain_id: str) -> ChainBlock:
     )
     _check_size(block)
     return block
+
+
+def check_signatures(txs: list[SignedTx]) -> None:
+    """Verify every transaction's signature; ProtocolError bad_signature naming the first that fails."""
+    raise_on_bad_signature(txs, verify_all([signed_by(tx) for tx in txs]))
+
+
+def signed_by(tx: SignedTx) -> tuple[str, bytes, str]:
+    """(signer, message, signature): what Ed25519 verifies for `tx`."""
+    return tx.signer, tx.canonical_body, tx.signature
+
+
+def raise_on_bad_signature(txs: list[SignedTx], checks: list[bool]) -> None:
+    """ProtocolError bad_signature for the first of `txs` whose check (in the same order) failed."""
+    for tx, ok in zip(txs, checks, strict=True):
+        if not ok:
+            raise ProtocolError("bad_signature", f"transaction {tx.tx_id[:16]} has a signature that does not verify")
 
 
 def check_block(

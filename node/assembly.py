@@ -45,11 +45,10 @@ from typing import Any, NamedTuple
 from consortium_protocol.canonical import MAX_SAFE_INTEGER
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.hashing import is_hex64
-from consortium_protocol.keys import verify_all
 from consortium_protocol.transactions import SignedTx, parse_envelope
 from ledger import pool
 from ledger.budgets import BLOCK_TX_BYTES, MAX_BLOCK_BYTES, MAX_BLOCK_TX_IDS, envelope_bytes
-from ledger.chain import ChainBlock
+from ledger.chain import ChainBlock, check_signatures
 from ledger.consensus.messages import ConsensusProposal
 from node.dbwork import fresh_connection
 from node.network import Network
@@ -341,9 +340,7 @@ class ProposalAssembly:
         txs = self._checked_answer(peer, message)
         wanted = {tx_id for waiting in self._waiting.values() for tx_id in waiting.missing()}
         fresh = [tx for tx in txs if tx.tx_id in wanted]  # a late or repeated answer costs no verification
-        checks = verify_all([(tx.signer, tx.canonical_body, tx.signature) for tx in fresh])
-        if not all(checks):
-            raise ProtocolError("bad_signature", "an answered transaction's signature does not verify")
+        check_signatures(fresh)
         by_id = {tx.tx_id: tx for tx in fresh}
         whole: list[Filled] = []
         for key, waiting in list(self._waiting.items()):

@@ -25,11 +25,11 @@ from typing import Any
 
 from consortium_protocol.canonical import loads_strict
 from consortium_protocol.errors import ProtocolError
-from consortium_protocol.keys import verify, verify_all
+from consortium_protocol.keys import verify
 from consortium_protocol.transactions import SignedTx
 from consortium_protocol.votes import check_certificate
 from ledger.budgets import SYNC_REPLY_BYTES, block_bytes, envelope_bytes, sync_entry_bytes
-from ledger.chain import ChainBlock, check_block, read_block
+from ledger.chain import ChainBlock, check_block, check_signatures, raise_on_bad_signature, read_block, signed_by
 from ledger.models import Block as BlockRow
 from ledger.models import Transaction
 from ledger.services import DatabaseStateReader, LedgerState, already_included, commit_block
@@ -190,7 +190,7 @@ def apply_synced_block(state: LedgerState, entry: Any, *, verified=lambda txs: s
     """Verify one sync entry against `state` and commit it; ProtocolError if it is not valid."""
     round_, block = read_sync_entry(entry, chain_id=state.tip.chain_id)
     unverified = _unverified(block, verified)
-    _raise_on_bad_signature(unverified, verify_all([_signed(tx) for tx in unverified]))
+    check_signatures(unverified)
     return commit_synced_block(state, entry, round_, block)
 
 
@@ -262,7 +262,7 @@ class _Reading:
     def start(cls, entry: Any, chain_id: str, verified: Callable[[list[SignedTx]], set[str]]) -> _Reading:
         round_, block = read_sync_entry(entry, chain_id=chain_id)
         unverified = _unverified(block, verified)
-        items = [_signed(tx) for tx in unverified]
+        items = [signed_by(tx) for tx in unverified]
         checks = [
             _verifiers.submit(_verify_chunk, items[i : i + SIGNATURE_CHUNK])
             for i in range(0, len(items), SIGNATURE_CHUNK)
@@ -271,7 +271,7 @@ class _Reading:
 
     def settled(self) -> ChainBlock:
         """The block, once every signature verified; ProtocolError naming the first that did not."""
-        _raise_on_bad_signature(self.unverified, [ok for check in self.checks for ok in check.result()])
+        raise_on_bad_signature(self.unverified, [ok for check in self.checks for ok in check.result()])
         return self.block
 
     def cancel(self) -> None:
@@ -293,15 +293,5 @@ def _unverified(block: ChainBlock, verified: Callable[[list[SignedTx]], set[str]
     return [tx for tx in block.txs if tx.tx_id not in known]
 
 
-def _signed(tx: SignedTx) -> tuple[str, bytes, str]:
-    return tx.signer, tx.canonical_body, tx.signature
-
-
 def _verify_chunk(items: list[tuple[str, bytes, str]]) -> list[bool]:
     return [verify(*item) for item in items]
-
-
-def _raise_on_bad_signature(txs: list[SignedTx], checks: list[bool]) -> None:
-    for tx, ok in zip(txs, checks, strict=True):
-        if not ok:
-            raise ProtocolError("bad_signature", f"transaction {tx.tx_id[:16]} has a signature that does not verify")

@@ -12,17 +12,16 @@ exactly what it signed and recover a locked block without asking anyone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
-from consortium_protocol.blocks import BlockHeader, block_hash, check_header_shape
+from consortium_protocol.blocks import check_header_shape
 from consortium_protocol.canonical import MAX_SAFE_INTEGER, canonical
 from consortium_protocol.errors import ProtocolError
 from consortium_protocol.hashing import is_hex64, is_hex128
 from consortium_protocol.merkle import merkle_root_hex
 from consortium_protocol.transactions import SignedTx
 from ledger.budgets import MAX_BLOCK_TX_IDS
-from ledger.chain import ChainBlock, parse_block
+from ledger.chain import BlockHead, ChainBlock, parse_block
 from ledger.consensus.messages import ConsensusProposal, ConsensusVote
 
 Message = ConsensusVote | ConsensusProposal
@@ -32,19 +31,10 @@ VOTE_FIELDS = frozenset({"kind", "type", "height", "round", "block_hash", "sende
 
 
 @dataclass
-class CompactBlock:
+class CompactBlock(BlockHead):
     """A block as a compact proposal names it: its header and its transaction ids, without bodies."""
 
-    header: BlockHeader
     tx_ids: list[str]
-
-    @cached_property
-    def hash(self) -> str:
-        return block_hash(self.header)
-
-    @property
-    def height(self) -> int:
-        return self.header["height"]
 
     def filled(self, txs: list[SignedTx]) -> ChainBlock:
         """The whole block, from the bodies of its ids in order (each checked by the caller)."""

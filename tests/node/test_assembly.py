@@ -18,6 +18,7 @@ from consortium_protocol.errors import ProtocolError
 from consortium_protocol.keys import SigningKey
 from consortium_protocol.merkle import merkle_root_hex
 from consortium_protocol.transactions import SignedTx, parse_envelope, sign_body
+from ledger import chain
 from ledger.budgets import BLOCK_TX_BYTES, MAX_BLOCK_TX_IDS
 from ledger.chain import ChainBlock
 from ledger.consensus.messages import ConsensusProposal
@@ -248,7 +249,7 @@ def test_a_replayed_answer_is_ignored_without_verifying_again(monkeypatch):
     node.receive(block_of(txs))
     node.assembly.bodies_from_peer(ORIGIN, answer(*txs))
     verified: list[int] = []
-    monkeypatch.setattr(assembly, "verify_all", lambda items: verified.append(len(items)) or [True] * len(items))
+    monkeypatch.setattr(chain, "verify_all", lambda items: verified.append(len(items)) or [True] * len(items))
     assert node.assembly.bodies_from_peer(ORIGIN, answer(*txs)) == []
     assert verified == [0]
 
