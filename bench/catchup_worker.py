@@ -22,13 +22,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.worker import progress, setup_django
+from bench.worker import UNTHROTTLED_SUBMITS, progress, setup_django, start_validators
 
 BATCH = 500  # transactions per request
 MARGIN = 1.02  # transactions signed beyond the chain length asked for
 BUILD_TIMEOUT = 300.0  # sending and committing every batch; a busier machine fails the run
 SYNC_TIMEOUT = 180.0
-SUBMIT_RATE = "100000000/min"  # every sender is 127.0.0.1: do not measure the per-address throttle
 
 
 def run(total: int) -> dict[str, Any]:
@@ -36,15 +35,11 @@ def run(total: int) -> dict[str, Any]:
     from bench.chainbuild import send_to_all
     from bench.nodedb import epoch, pending
     from bench.txgen import batch_bodies, signed_envelopes
-    from tests.network.consortium import CHAIN_ID, LocalConsortium
+    from tests.network.consortium import CHAIN_ID
     from tests.processes import NodeLauncher
 
     with NodeLauncher(work) as launcher:
-        progress("creating and starting 4 validators")
-        net = LocalConsortium(work / "net", launcher)
-        for member in net.members:
-            member.env["CONSORTIUM_SUBMIT_RATE"] = SUBMIT_RATE
-        net.start_all()
+        net = start_validators(work, launcher)
         queries = [lambda sql, params=(), m=m: net.query(m, sql, params) for m in net.members]
         per_node = -(-int(total * MARGIN) // (4 * BATCH)) * BATCH  # a few may be refused (the run reports why)
         progress(f"signing {per_node * 4:,} transactions")
@@ -71,7 +66,8 @@ def run(total: int) -> dict[str, Any]:
         fresh.process.stop()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{fresh.home / 'db.sqlite3'}{suffix}").unlink(missing_ok=True)
-        fresh.env = launcher.prepare(fresh.home, extra_env=fresh.env_extra) | {"CONSORTIUM_SUBMIT_RATE": SUBMIT_RATE}
+        unthrottled = {"CONSORTIUM_SUBMIT_RATE": UNTHROTTLED_SUBMITS}
+        fresh.env = launcher.prepare(fresh.home, extra_env=fresh.env_extra) | unthrottled
         assert net.height(fresh) == 0, "the fresh node's database is not empty"
         progress(f"a fresh node syncs {blocks:,} blocks from genesis")
         peers_before = sum(process_cpu(m.process.process.pid) for m in net.members[:3])

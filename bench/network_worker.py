@@ -25,13 +25,12 @@ from dataclasses import asdict
 from typing import Any
 
 from bench.throttle import DutyCycle
-from bench.worker import progress, setup_django
+from bench.worker import progress, setup_django, start_validators
 
 BATCH = 100  # transactions per request
 LEVEL_SECONDS = 10.0
 WARMUP_SECONDS = 2.0  # left out of the committed-rate window
 DRAIN_TIMEOUT = 10.0
-SUBMIT_RATE = "100000000/min"  # every sender is 127.0.0.1: do not measure the per-address throttle
 SLOW_INDEX = 3  # the validator throttled in the slow-node level
 SLOW_RUN_S, SLOW_STOP_S = 0.025, 0.075  # a quarter speed: 25 ms running in every 100 ms
 
@@ -39,17 +38,13 @@ SLOW_RUN_S, SLOW_STOP_S = 0.025, 0.075  # a quarter speed: 25 ms running in ever
 def run(rates: list[float], slow_rate: float | None = None) -> dict[str, Any]:
     work = setup_django()
     from bench.txgen import signed_envelopes
-    from tests.network.consortium import CHAIN_ID, LocalConsortium
+    from tests.network.consortium import CHAIN_ID
     from tests.processes import NodeLauncher
 
     levels: list[dict[str, Any]] = []
     slows: dict[str, Any] = {}
     with NodeLauncher(work) as launcher:
-        progress("creating and starting 4 validators")
-        net = LocalConsortium(work / "net", launcher)
-        for member in net.members:
-            member.env["CONSORTIUM_SUBMIT_RATE"] = SUBMIT_RATE
-        net.start_all()
+        net = start_validators(work, launcher)
         progress("signing transactions")
         every = [*rates, *([slow_rate] * 3 if slow_rate else [])]  # the slow level: reference, throttled twice
         per_node = [int(rate * LEVEL_SECONDS / 3) + BATCH for rate in every]

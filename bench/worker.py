@@ -49,5 +49,20 @@ def setup_django() -> Path:
     return scratch
 
 
+UNTHROTTLED_SUBMITS = "100000000/min"  # every sender is 127.0.0.1: do not measure the per-address throttle
+
+
+def start_validators(work: Path, launcher: Any) -> Any:
+    """Four validators on loopback (tests/network/consortium.LocalConsortium), submit throttle raised, started."""
+    from tests.network.consortium import LocalConsortium
+
+    progress("creating and starting 4 validators")
+    net = LocalConsortium(work / "net", launcher)
+    for member in net.members:
+        member.env["CONSORTIUM_SUBMIT_RATE"] = UNTHROTTLED_SUBMITS
+    net.start_all()
+    return net
+
+
 def progress(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
