@@ -115,12 +115,16 @@ async def _attack(net: LocalConsortium, byzantine: ByzantinePeer, honest: list) 
     forged = byzantine.block(height, prev_hash=tip[1], txs=[byzantine.forged_transaction(net.writers[0])])
     await byzantine.send(first, byzantine.proposal(height, round_, wrong_parent))
     await byzantine.send(second, byzantine.proposal(height, round_, forged))
-    # Double votes for the next few heights, so some land while honest nodes are at that height.
-    for ahead in range(6):
-        for vote_type in ("prevote", "precommit"):
-            for member in honest:
-                await byzantine.send(member.node_key, byzantine.vote(vote_type, height + ahead, 0, "a" * 64))
-                await byzantine.send(member.node_key, byzantine.vote(vote_type, height + ahead, 0, None))
+    # Double votes for the height the honest nodes are at now (and the next), read again each time:
+    # the chain may commit faster than one height per pause, and votes for a height already left
+    # would never be seen as an equivocation.
+    for _ in range(6):
+        now = max(net.height(m) for m in honest) + 1
+        for voted in (now, now + 1):
+            for vote_type in ("prevote", "precommit"):
+                for member in honest:
+                    await byzantine.send(member.node_key, byzantine.vote(vote_type, voted, 0, "a" * 64))
+                    await byzantine.send(member.node_key, byzantine.vote(vote_type, voted, 0, None))
         await asyncio.sleep(0.7)
     # Garbage and an oversized frame: the honest node closes that link and carries on.
     await byzantine.send_raw(first, "this is not json")
